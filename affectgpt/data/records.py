@@ -1,0 +1,73 @@
+"""The one record type every dataset reader returns, and the error/skip bookkeeping.
+
+A `Record` holds paths and text only (no decoded media), so reading a 30k-sample CSV is cheap and
+records can be shipped to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Record:
+    name: str
+    dataset: str
+    video: Path | None = None
+    audio: Path | None = None
+    face: Path | None = None
+    subtitle: str = ""
+    description: str | None = None  # track3 `reason`
+    ovlabels: list[str] | None = None  # track2 / ovlabel.csv `openset`, parsed
+    onehot: str | None = None  # discrete label (MER2023, MELD, ...) as a word
+    valence: float | None = None  # sentiment datasets
+
+
+class DataError(ValueError):
+    """A bad sample or file. The message always names the sample and/or file and the reason."""
+
+    def __init__(self, reason: str, *, sample: str | None = None, path: str | Path | None = None):
+        self.reason = reason
+        self.sample = sample
+        self.path = str(path) if path is not None else None
+        where = []
+        if sample is not None:
+            where.append(f"sample '{sample}'")
+        if path is not None:
+            where.append(f"file {path}")
+        super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
+
+
+@dataclass
+class SkipLog:
+    """Counts skipped samples by reason, so every epoch and run can say exactly what was dropped."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, error: DataError) -> None:
+        self.counts[error.reason] += 1
+        self.examples.setdefault(error.reason, [])
+        if len(self.examples[error.reason]) < 5:
+            self.examples[error.reason].append(str(error))
+        logger.warning("skipped %s", error)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def merge(self, other: "SkipLog") -> None:
+        for reason, n in other.counts.items():
+            self.counts[reason] += n
+            self.examples.setdefault(reason, []).extend(other.examples.get(reason, [])[:5])
+
+    def summary(self) -> str:
+        if not self.total:
+            return "skipped 0 samples"
+        parts = [f"{n} x {reason}" for reason, n in self.counts.most_common()]
+        return f"skipped {self.total} samples: " + "; ".join(parts)
