@@ -231,9 +231,11 @@ def _convert(value: Any, annotation: Any, key: str) -> Any:
 
 
 def _to_int(value: Any) -> int:
-    if isinstance(value, float) and not value.is_integer():
+    """int, accepting "1e3" or 1000.0 but never silently truncating 2.5."""
+    number = float(value) if isinstance(value, (str, float)) else value
+    if isinstance(number, float) and not number.is_integer():
         raise ValueError(value)
-    return int(float(value)) if isinstance(value, str) and ("e" in value.lower() or "." in value) else int(value)
+    return int(number)
 
 
 def _set(cfg: Config, dotted: str, value: Any) -> None:

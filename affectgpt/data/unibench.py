@@ -1,0 +1,255 @@
+"""Readers for the nine MER-UniBench test sets (reference §3.2-§3.3, §4) and `read_dataset`.
+
+Each dataset is one frozen `UnibenchSpec` row of facts (label file and keys, test split, subtitle
+column, media folders); `read_unibench` interprets a spec. Evaluation must never lose a sample
+silently, so the default is on_error="raise"; an empty or missing subtitle is accepted as "" (as
+official) but counted and logged, and a test-split size different from the official one is logged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+import numbers
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from affectgpt.data.mer2025 import (
+    EMPTY_OPENSET,
+    MER2025_FILES,
+    ReadReport,
+    check_on_error,
+    list_files,
+    name_preview,
+    read_csv,
+    read_mer2025,
+    report_size,
+)
+from affectgpt.data.records import DataError, Record, SkipLog
+from affectgpt.data.safe_npz import load_npz_object
+from affectgpt.labels.lists import string_to_list
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("discrete", "dimension", "ovlabel")
+VIDEO_EXTENSIONS = (".mp4", ".avi")  # probed in this order
+POLISH_CSV = "transcription-engchi-polish.csv"
+
+
+@dataclass(frozen=True)
+class UnibenchSpec:
+    name: str
+    task: str  # "discrete" | "dimension" | "ovlabel"
+    label_file: str
+    test_key: str  # npz key holding the test names (or the whole corpus for IEMOCAP); csv column for ovlabel
+    test_size: int  # official, asserted by the official dataset classes
+    subtitle_csv: str
+    subtitle_column: str
+    video_dirs: tuple[str, ...]
+    audio_dirs: tuple[str, ...] = ("audio", "subaudio")
+    face_dir: str = "openface_face"  # flat: openface_face/<name>.npy
+    label_names: tuple[str, ...] | None = None  # integer `emo` -> word
+    test_session: str | None = None  # IEMOCAP: test = names with name[4] == this (Session 5)
+    train_keys: tuple[str, ...] = ()  # other splits in the label file (unused: zero-shot evaluation)
+
+
+_MELD = ("anger", "joy", "sadness", "neutral", "disgust", "fear", "surprise")
+_IEMOCAP = ("happy", "sad", "neutral", "anger")
+
+
+def _sentiment(name: str, size: int, video_dir: str) -> UnibenchSpec:
+    return UnibenchSpec(
+        name, "dimension", "label.npz", "test_corpus", size, POLISH_CSV, "english", (video_dir,),
+        train_keys=("train_corpus", "val_corpus"),
+    )  # fmt: skip
+
+
+UNIBENCH: dict[str, UnibenchSpec] = {
+    spec.name: spec
+    for spec in (
+        UnibenchSpec(
+            "OVMERDPlus", "ovlabel", "ovlabel.csv", "openset", 532, "subtitle_eng.csv", "sentence", ("video",)
+        ),
+        UnibenchSpec(
+            "MER2023", "discrete", "label-6way.npz", "test1_corpus", 411, POLISH_CSV, "english", ("video",),
+            train_keys=("train_corpus",),
+        ),
+        UnibenchSpec(
+            "MER2024", "discrete", "label-6way.npz", "test1_corpus", 1169, "transcription_merge.csv", "chinese",
+            ("video",), train_keys=("train_corpus",),
+        ),
+        UnibenchSpec(
+            "MELD", "discrete", "label.npz", "test_corpus", 2610, POLISH_CSV, "english", ("subvideo",),
+            label_names=_MELD, train_keys=("train_corpus", "val_corpus"),
+        ),
+        UnibenchSpec(
+            "IEMOCAPFour", "discrete", "label_4way.npz", "whole_corpus", 1241, POLISH_CSV, "english",
+            ("subvideo-tgt",), label_names=_IEMOCAP, test_session="5",
+        ),
+        _sentiment("CMUMOSI", 686, "subvideo"),
+        _sentiment("CMUMOSEI", 4659, "subvideo_new"),
+        _sentiment("SIMS", 457, "video"),
+        _sentiment("SIMSv2", 1034, "video_new"),
+    )  # fmt: skip
+}
+
+
+def get_spec(name: str) -> UnibenchSpec:
+    """Case-insensitive lookup; an unknown name lists the valid ones and the closest match."""
+    by_lower = {key.lower(): spec for key, spec in UNIBENCH.items()}
+    spec = by_lower.get(name.lower())
+    if spec is None:
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+        hint = f" Did you mean {by_lower[close[0]].name!r}?" if close else ""
+        raise ValueError(f"unknown MER-UniBench dataset {name!r}; valid names: {list(UNIBENCH)}.{hint}")
+    return spec
+
+
+def _test_labels(spec: UnibenchSpec, root: Path) -> dict[str, Any]:
+    """name -> raw label (dict from the npz, or the openset string) for the test split, in file order."""
+    path = root / spec.label_file
+    if spec.task == "ovlabel":
+        frame = read_csv(path, ["name", spec.test_key])
+        return dict(zip(frame["name"], frame[spec.test_key]))
+    corpus = load_npz_object(path, spec.test_key)
+    if not isinstance(corpus, dict):
+        raise DataError(f"key '{spec.test_key}' holds {type(corpus).__name__}, expected a dict", path=path)
+    labels = {str(name): value for name, value in corpus.items()}
+    if spec.test_session is not None:
+        labels = {name: v for name, v in labels.items() if len(name) > 4 and name[4] == spec.test_session}
+    return labels
+
+
+def _apply_label(record: Record, spec: UnibenchSpec, raw: Any, path: Path) -> None:
+    """Fill onehot / valence / ovlabels from one raw label; a malformed label is a DataError."""
+    if spec.task == "ovlabel":
+        record.ovlabels = string_to_list(raw) or list(EMPTY_OPENSET)
+        return
+    if not isinstance(raw, dict):
+        raise DataError(f"label is {type(raw).__name__}, expected a dict", sample=record.name, path=path)
+    if spec.task == "dimension":
+        value = raw.get("val")
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(float(value)):
+            raise DataError(f"label 'val' is {value!r}, expected a number", sample=record.name, path=path)
+        record.valence = float(value)
+        return
+    emo = raw.get("emo")
+    if spec.label_names is not None and isinstance(emo, numbers.Integral) and not isinstance(emo, bool):
+        if not 0 <= int(emo) < len(spec.label_names):
+            raise DataError(
+                f"label index {emo} out of range for {list(spec.label_names)}", sample=record.name, path=path
+            )
+        record.onehot = spec.label_names[int(emo)]
+    elif isinstance(emo, str) and emo.strip():
+        record.onehot = emo.strip().lower()
+    else:
+        raise DataError(f"label 'emo' is {emo!r}, expected a word or class index", sample=record.name, path=path)
+
+
+def _find_media(name: str, root: Path, dirs: tuple[str, ...], exts: tuple[str, ...], listings: dict) -> Path | None:
+    for directory in dirs:
+        files = listings.setdefault(directory, list_files(root / directory))
+        for ext in exts:
+            if name + ext in files:
+                return root / directory / (name + ext)
+    return None
+
+
+def read_unibench(
+    name: str,
+    root: str | Path,
+    on_error: str = "raise",
+    skips: SkipLog | None = None,
+    check_media: bool = True,
+    report: ReadReport | None = None,
+) -> list[Record]:
+    """The test split of one MER-UniBench dataset as records (label-file order).
+
+    With check_media=False, paths are the first candidate (`<video_dirs[0]>/<name>.mp4`,
+    `audio/<name>.wav`) whether or not they exist.
+    """
+    spec = get_spec(name)
+    root = Path(root)
+    check_on_error(on_error)
+    skips = skips if skips is not None else SkipLog()
+    report = report if report is not None else ReadReport()
+    report.dataset, report.root, report.expected = spec.name, str(root), spec.test_size
+    skipped_before = skips.total
+
+    label_path = root / spec.label_file
+    labels = _test_labels(spec, root)
+    report.listed = len(labels)
+    report_size(report)
+    subtitle_path = root / spec.subtitle_csv
+    subtitle_frame = read_csv(subtitle_path, ["name", spec.subtitle_column])
+    subtitles = dict(zip(subtitle_frame["name"], subtitle_frame[spec.subtitle_column]))
+
+    listings: dict[str, set[str]] = {}
+    no_row: list[str] = []
+    records: list[Record] = []
+    for sample, raw in labels.items():
+        record = Record(name=sample, dataset=spec.name, subtitle=str(subtitles.get(sample, "")).strip())
+        if sample not in subtitles:
+            no_row.append(sample)
+        try:
+            _apply_label(record, spec, raw, label_path)
+            if check_media:
+                record.video = _find_media(sample, root, spec.video_dirs, VIDEO_EXTENSIONS, listings)
+                record.audio = _find_media(sample, root, spec.audio_dirs, (".wav",), listings)
+                record.face = _find_media(sample, root, (spec.face_dir,), (".npy",), listings)
+                for kind, path, dirs, exts in (
+                    ("video", record.video, spec.video_dirs, VIDEO_EXTENSIONS),
+                    ("audio", record.audio, spec.audio_dirs, (".wav",)),
+                    ("face", record.face, (spec.face_dir,), (".npy",)),
+                ):
+                    if path is None:
+                        wanted = [f"{d}/{sample}{e}" for d in dirs for e in exts]
+                        raise DataError(f"missing {kind} file (looked for {wanted})", sample=sample, path=root)
+            else:
+                record.video = root / spec.video_dirs[0] / f"{sample}.mp4"
+                record.audio = root / spec.audio_dirs[0] / f"{sample}.wav"
+                record.face = root / spec.face_dir / f"{sample}.npy"
+        except DataError as err:
+            if on_error == "raise":
+                raise
+            skips.add(err)
+            continue
+        if not record.subtitle:
+            report.empty_subtitles.append(sample)
+        records.append(record)
+
+    if report.empty_subtitles:
+        message = (
+            f"{spec.name}: {len(report.empty_subtitles)} sample(s) have an empty subtitle and are evaluated "
+            f"with '' ({len(no_row)} without a row in {spec.subtitle_csv}): {name_preview(report.empty_subtitles)}"
+        )
+        report.warnings.append(message)
+        logger.warning(message)
+    report.returned = len(records)
+    report.skipped = skips.total - skipped_before
+    if report.skipped:
+        logger.warning("%s at %s: %s", spec.name, root, skips.summary())
+    return records
+
+
+def read_dataset(name: str, root: str | Path, **kwargs: Any) -> list[Record]:
+    """One entry point for other modules: MER2025 sets by their lower-case key, else a UniBench name."""
+    if name.lower() in MER2025_FILES:
+        return read_mer2025(root, dataset=name.lower(), **kwargs)
+    return read_unibench(name, root, **kwargs)
+
+
+def ground_truth(records: list[Record], task: str) -> dict[str, Any]:
+    """name -> GT for scoring: ovlabel -> list[str], discrete -> str, dimension -> float."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    attribute = {"ovlabel": "ovlabels", "discrete": "onehot", "dimension": "valence"}[task]
+    out: dict[str, Any] = {}
+    for record in records:
+        value = getattr(record, attribute)
+        if value is None:
+            raise DataError(f"no {task} ground truth ({attribute} is None)", sample=record.name)
+        out[record.name] = value
+    return out
