@@ -1,0 +1,291 @@
+"""The torch Dataset (record -> prompt/target ids + decoded media) and the batch collator.
+
+Tokenisation follows the official recipe (reference §3.4): prompt and target are tokenised
+separately without special tokens, `input_ids = prompt ⧺ target`, `labels = [-100]*len(prompt) ⧺
+target`; the collator adds bos/eos and pads. Two deliberate departures, both for trust:
+- a bad sample is raised or skipped-and-counted, never silently replaced by a random other sample;
+- the attention mask is built from lengths, so the appended eos (== pad id) stays visible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from affectgpt.config import DataConfig, ModelConfig
+from affectgpt.data import prompts
+from affectgpt.data.records import DataError, Record, SkipLog
+from affectgpt.model.tokenizer import PLACEHOLDERS
+
+IGNORE_INDEX = -100
+LABEL_TYPES = ("description", "ovlabel", "hybrid")
+ON_ERROR = ("raise", "skip")
+MEDIA_KEYS = ("frames", "faces", "audio")
+
+MediaLoader = Callable[[Record, DataConfig], dict[str, np.ndarray]]
+
+
+def _default_media_loader() -> MediaLoader:
+    from affectgpt.data.media import load_sample_media
+
+    return load_sample_media
+
+
+def _check_choice(name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of: {', '.join(options)}.")
+
+
+class AffectDataset(Dataset):
+    """One item per record: prompt/target token ids and the media streams the prompt uses.
+
+    split "train": the target is the description, the OV-label sentence, or (hybrid) either one,
+    drawn per access from an RNG seeded by (seed, epoch, index, access count), so draws do not
+    depend on which DataLoader worker serves the item. Any other split uses the OV-label question
+    and keeps the OV-label answer (when known) only as `target` text/ids for scoring.
+    """
+
+    def __init__(
+        self,
+        records: list[Record],
+        data_cfg: DataConfig,
+        model_cfg: ModelConfig,
+        tokenizer: Any,
+        split: str = "train",
+        seed: int = 42,
+        skips: SkipLog | None = None,
+        media_loader: MediaLoader | None = None,
+    ):
+        _check_choice("data.label_type", data_cfg.label_type, LABEL_TYPES)
+        _check_choice("data.on_error", data_cfg.on_error, ON_ERROR)
+        _check_choice("data.prompt_style", data_cfg.prompt_style, prompts.PROMPT_STYLES)
+        self.visual_key = prompts.check_mode(model_cfg.face_or_frame)
+        self.records = list(records)
+        self.data_cfg = data_cfg
+        self.model_cfg = model_cfg
+        self.tokenizer = tokenizer
+        self.split = split
+        self.seed = seed
+        self.skips = skips if skips is not None else SkipLog()
+        self.media_loader = media_loader if media_loader is not None else _default_media_loader()
+        self.n_query = prompts.n_query_from_config(model_cfg)
+        self.epoch = 0
+        self._accesses: Counter = Counter()
+        self.media_index = self._media_pairing() if data_cfg.shuffle_media else list(range(len(self.records)))
+        visual = "face" if self.visual_key == "faces" else "frame"
+        self._placeholder_counts: dict[int, int] = {}
+        for key, n in (("multi", self.n_query["multi"]), ("audio", self.n_query["audio"]), (visual, self.n_query["video"])):
+            token_id = tokenizer.convert_tokens_to_ids(PLACEHOLDERS[key])
+            if token_id is None or token_id == tokenizer.unk_token_id:
+                raise ValueError(f"tokenizer lacks {PLACEHOLDERS[key]}: build it with affectgpt.model.tokenizer.load_tokenizer")
+            self._placeholder_counts[token_id] = n
+
+    def _media_pairing(self) -> list[int]:
+        """A fixed seeded single-cycle permutation: every sample gets another sample's media (n >= 2)."""
+        order = list(range(len(self.records)))
+        random.Random(f"shuffle_media:{self.seed}").shuffle(order)
+        pairing = list(range(len(order)))
+        for k, idx in enumerate(order):
+            pairing[idx] = order[(k + 1) % len(order)]
+        return pairing
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the hybrid-target draws for a new epoch. Workers hold copies of the dataset, so call
+        it before creating the epoch's DataLoader iterator (not with persistent_workers)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        """The item dict, or None for a bad sample when on_error == "skip" (counted in `self.skips`;
+        inside DataLoader workers that log is a per-worker copy, so the trainer should also count
+        the collator's `n_dropped`)."""
+        record = self.records[index]
+        try:
+            return self._build(index, record)
+        except DataError as err:
+            if self.data_cfg.on_error == "raise":
+                raise
+            self.skips.add(err)
+            return None
+
+    # -- text -------------------------------------------------------------------------------------
+
+    def _choose_label_type(self, index: int, record: Record) -> str:
+        label_type = self.data_cfg.label_type
+        if label_type in ("description", "hybrid") and not (record.description and record.description.strip()):
+            raise DataError(f"no description (track3 reason) for label_type={label_type!r}", sample=record.name)
+        if label_type != "hybrid":
+            return label_type
+        count = self._accesses[index]
+        self._accesses[index] += 1
+        rng = random.Random(f"hybrid:{self.seed}:{self.epoch}:{index}:{count}")
+        return rng.choice(("description", "ovlabel"))
+
+    def _text(self, index: int, record: Record) -> tuple[str, str, str]:
+        """(prompt, target, label_type); target is "" at inference when no OV labels are known."""
+        if not isinstance(record.subtitle, str):
+            raise DataError(f"subtitle is {type(record.subtitle).__name__}, not text", sample=record.name)
+        style = self.data_cfg.prompt_style
+        if self.split == "train":
+            label_type = self._choose_label_type(index, record)
+            answer = record.description.strip() if label_type == "description" else prompts.ovlabel_answer(record.ovlabels)
+            target = prompts.build_target(answer, style)
+        else:
+            label_type = "ovlabel"
+            target = prompts.build_target(prompts.ovlabel_answer(record.ovlabels), style) if record.ovlabels is not None else ""
+        question = prompts.QUESTIONS[label_type]
+        prompt = prompts.build_prompt(
+            self.model_cfg.face_or_frame, record.subtitle, question, self.n_query, style, self.tokenizer
+        )
+        return prompt, target, label_type
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+    # -- media ------------------------------------------------------------------------------------
+
+    def _media(self, media_record: Record) -> dict[str, np.ndarray]:
+        """Decode only the streams the prompt uses: audio plus faces or frames."""
+        visual_path = media_record.face if self.visual_key == "faces" else media_record.video
+        needed = {"audio": media_record.audio, self.visual_key: visual_path}
+        missing = [key for key, path in needed.items() if path is None]
+        if missing:
+            raise DataError(
+                f"has no {' / '.join(missing)} file, needed by face_or_frame={self.model_cfg.face_or_frame!r}",
+                sample=media_record.name,
+            )
+        # Blank the unused visual stream so the loader does not decode it.
+        trimmed = dataclasses.replace(media_record, **({"video": None} if self.visual_key == "faces" else {"face": None}))
+        media = self.media_loader(trimmed, self.data_cfg)
+        absent = [key for key in needed if key not in media]
+        if absent:
+            raise DataError(f"media loader returned no {', '.join(absent)}", sample=media_record.name)
+        return {key: media[key] for key in needed}
+
+    # -- item -------------------------------------------------------------------------------------
+
+    def _build(self, index: int, record: Record) -> dict[str, Any]:
+        prompt, target, label_type = self._text(index, record)
+        prompt_ids, target_ids = self._ids(prompt), self._ids(target)
+        for token_id, n in self._placeholder_counts.items():
+            if prompt_ids.count(token_id) != n:
+                raise DataError(
+                    f"prompt has {prompt_ids.count(token_id)} x {self.tokenizer.convert_ids_to_tokens(token_id)}, "
+                    f"expected {n} (placeholder text inside the subtitle?)",
+                    sample=record.name,
+                )
+        total = len(prompt_ids) + len(target_ids)
+        if total > self.model_cfg.max_length:
+            raise DataError(
+                f"prompt+target is {total} tokens (prompt {len(prompt_ids)}, target {len(target_ids)}), "
+                f"over model.max_length={self.model_cfg.max_length}",
+                sample=record.name,
+            )
+        media_record = self.records[self.media_index[index]]
+        item: dict[str, Any] = {
+            "name": record.name,
+            "media_name": media_record.name,
+            "label_type": label_type,
+            "prompt": prompt,
+            "target": target,
+            "prompt_ids": prompt_ids,
+            "target_ids": target_ids,
+            "input_ids": prompt_ids + target_ids,
+            "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids,
+        }
+        item.update(self._media(media_record))
+        return item
+
+
+class Collator:
+    """Pads a list of dataset items (None = skipped sample, dropped and counted) into a batch.
+
+    Training (left_pad=False): official layout `bos ⧺ prompt ⧺ target ⧺ eos`, labels `-100 ⧺ -100*prompt
+    ⧺ target ⧺ eos`, right padding with pad (= eos) / -100. The chatml style already starts with
+    <|im_start|> and ends its target with <|im_end|>, so nothing is added there. attention_mask is 1
+    on every real token; the official mask (`ids != pad`) also hides the appended eos since pad ==
+    eos, which we do not reproduce.
+    Generation (left_pad=True): prompt ids only, no bos (as official inference), left padding.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        pad_to_multiple_of: int | None = None,
+        left_pad: bool = False,
+        prompt_style: str = "official",
+    ):
+        _check_choice("data.prompt_style", prompt_style, prompts.PROMPT_STYLES)
+        if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None or tokenizer.bos_token_id is None:
+            raise ValueError("the tokenizer needs bos, eos and pad tokens (use affectgpt.model.tokenizer.load_tokenizer)")
+        self.pad_id = tokenizer.pad_token_id
+        self.bos_id = tokenizer.bos_token_id
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.left_pad = left_pad
+        self.add_bos_eos = prompt_style == "official"
+
+    def _width(self, lengths: list[int]) -> int:
+        width = max(lengths, default=0)
+        m = self.pad_to_multiple_of
+        return -(-width // m) * m if m else width
+
+    def _sequences(self, items: list[dict[str, Any]]) -> tuple[list[list[int]], list[list[int]] | None]:
+        if self.left_pad:
+            return [list(it["prompt_ids"]) for it in items], None
+        if self.add_bos_eos:
+            ids = [[self.bos_id, *it["input_ids"], self.eos_id] for it in items]
+            labels = [[IGNORE_INDEX, *it["labels"], self.eos_id] for it in items]
+        else:
+            ids = [list(it["input_ids"]) for it in items]
+            labels = [list(it["labels"]) for it in items]
+        return ids, labels
+
+    def __call__(self, batch: list[dict[str, Any] | None]) -> dict[str, Any]:
+        items = [it for it in batch if it is not None]
+        ids, labels = self._sequences(items)
+        width = self._width([len(seq) for seq in ids])
+        input_ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+        label_tensor = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
+        for row, seq in enumerate(ids):
+            span = slice(width - len(seq), width) if self.left_pad else slice(0, len(seq))
+            input_ids[row, span] = torch.tensor(seq, dtype=torch.long)
+            attention_mask[row, span] = 1
+            if labels is not None:
+                label_tensor[row, span] = torch.tensor(labels[row], dtype=torch.long)
+        out: dict[str, Any] = {
+            "names": [it["name"] for it in items],
+            "n_dropped": len(batch) - len(items),
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "targets": [it["target"] for it in items],
+            "label_types": [it["label_type"] for it in items],
+        }
+        if labels is not None:
+            out["labels"] = label_tensor
+        out.update(self._stack_media(items))
+        return out
+
+    @staticmethod
+    def _stack_media(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """frames/faces uint8 [B,8,224,224,3], audio float32 [B,8,32000]; every item must agree."""
+        out = {}
+        for key in MEDIA_KEYS:
+            have = [key in it for it in items]
+            if not any(have):
+                continue
+            if not all(have):
+                names = [it["name"] for it in items if key not in it]
+                raise ValueError(f"batch mixes samples with and without {key!r}: missing in {names}")
+            out[key] = torch.from_numpy(np.stack([np.asarray(it[key]) for it in items]))
+        return out
