@@ -1,0 +1,167 @@
+"""Score result files: EW-based OV metrics (`ew`) and MER-UniBench (`unibench`).
+
+  python evaluate.py ew --gt GT --pred PRED [--wheel-dir DIR] [--out OUT.json]
+  python evaluate.py unibench --dataset NAME --data-root DIR --pred PRED [--sentiment SENT] [--out OUT.json]
+  python evaluate.py unibench --all --data-roots-from CONFIG --results-dir DIR [--out OUT.json]
+
+Label files: CSV `name,openset` (openset like `[happy, sad]`) or official `-openset.npz`
+(filenames, fileitems). Sentiment files: CSV `name,sentiment` or an npz of the same form.
+Results directory for --all: see RESULTS_LAYOUT below (`evaluate.py unibench --help`).
+Emotion wheel: --wheel-dir, else config eval.wheel_dir, else $AFFECTGPT_WHEEL_DIR, else <data root>/emotion_wheel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from affectgpt.config import ConfigError, load_config
+from affectgpt.data.records import DataError
+from affectgpt.data.unibench import get_spec
+from affectgpt.metrics.ew import ew_scores
+from affectgpt.metrics.io import align, find_result_files, load_name_values, write_json
+from affectgpt.metrics.report import dataset_summary, ew_table
+from affectgpt.metrics.unibench import UNIBENCH_ORDER, score_dataset, table_markdown, unibench_table
+from affectgpt.metrics.wheel import EmotionWheel, WheelError, load_wheel
+
+
+RESULTS_LAYOUT = """\
+Results directory (--results-dir) for --all, one file set per dataset (names match case-insensitively):
+  <DIR>/<Dataset>-openset.csv  (name,openset)  or  <DIR>/<Dataset>-openset.npz (filenames, fileitems)
+      for MER2023, MER2024, MELD, IEMOCAPFour and OVMERDPlus;
+  <DIR>/<Dataset>-sentiment.csv (name,sentiment)  or  <Dataset>-sentiment.npz / <Dataset>-openset-sentiment.npz
+      for CMUMOSI, CMUMOSEI, SIMS and SIMSv2 (sentiment words come from sentiment extraction of the OV labels).
+Dataset folders come from data.unibench_roots of the --data-roots-from config. The table is written to
+<DIR>/unibench.json and <DIR>/unibench.md (or --out OUT.json and OUT.md); --partial allows missing datasets.
+"""
+
+
+def _wheel(args: argparse.Namespace, data_root: str | None = None) -> EmotionWheel:
+    wheel_dir = args.wheel_dir
+    if not wheel_dir and getattr(args, "config", None):
+        cfg = load_config(args.config)
+        wheel_dir = cfg.eval.wheel_dir or None
+        data_root = data_root or cfg.data.root
+    return load_wheel(wheel_dir, data_root=data_root, allow_demo=args.demo_wheel)
+
+
+def cmd_ew(args: argparse.Namespace) -> int:
+    wheel = _wheel(args)
+    gt = load_name_values(args.gt)
+    aligned = align(gt, load_name_values(args.pred), args.allow_missing, fill="[]", source=str(args.pred))
+    result = ew_scores(gt, aligned.values, wheel)
+    result.notes.extend(aligned.notes())
+    data = {**result.to_dict(), **aligned.to_dict()}
+    print(ew_table(data))
+    if args.out:
+        print(f"wrote {write_json(args.out, data)}")
+    return 0
+
+
+def cmd_unibench(args: argparse.Namespace) -> int:
+    if args.all:
+        return _unibench_all(args)
+    if not (args.dataset and args.data_root):
+        raise ValueError(
+            "unibench needs --dataset NAME --data-root DIR (or --all --data-roots-from CONFIG --results-dir DIR)"
+        )
+    if not (args.pred or args.sentiment):
+        raise ValueError("give --pred (openset file) and/or --sentiment (name,sentiment file)")
+    openset = load_name_values(args.pred) if args.pred else None
+    sentiment = load_name_values(args.sentiment, column="sentiment") if args.sentiment else None
+    needs_wheel = get_spec(args.dataset).task != "dimension"  # sentiment scores use no wheel
+    wheel = _wheel(args, data_root=args.data_root) if needs_wheel else None
+    score = score_dataset(args.dataset, args.data_root, wheel, openset, sentiment, args.allow_missing)
+    print(dataset_summary(score))
+    if args.out:
+        print(f"wrote {write_json(args.out, score.to_dict())}")
+    return 0
+
+
+def _unibench_all(args: argparse.Namespace) -> int:
+    if not (args.data_roots_from and args.results_dir):
+        raise ValueError("--all needs --data-roots-from CONFIG and --results-dir DIR")
+    cfg = load_config(args.data_roots_from)
+    roots = cfg.data.unibench_roots
+    wheel = load_wheel(args.wheel_dir or cfg.eval.wheel_dir or None, allow_demo=args.demo_wheel)
+    scores, problems = {}, []
+    for name in UNIBENCH_ORDER:
+        openset_path, sentiment_path = find_result_files(args.results_dir, name)
+        if name not in roots:
+            problems.append(f"{name}: no root in data.unibench_roots of {args.data_roots_from}")
+            continue
+        if openset_path is None and sentiment_path is None:
+            problems.append(f"{name}: no {name}-openset.csv/.npz (or sentiment file) in {args.results_dir}")
+            continue
+        openset = load_name_values(openset_path) if openset_path else None
+        sentiment = load_name_values(sentiment_path, column="sentiment") if sentiment_path else None
+        scores[name] = score_dataset(name, roots[name], wheel, openset, sentiment, args.allow_missing)
+        print(dataset_summary(scores[name]) + "\n")
+    if problems and not args.partial:
+        raise ValueError("cannot build the full table:\n  " + "\n  ".join(problems) + "\n(--partial scores the rest)")
+    table = unibench_table(scores)
+    table["problems"] = problems
+    table["wheel"] = wheel.name
+    markdown = table_markdown(table)
+    print(markdown)
+    if wheel.is_demo:
+        print("wheel: demo (not comparable with published scores)")
+    out = Path(args.out) if args.out else Path(args.results_dir) / "unibench.json"
+    write_json(out, table)
+    out.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def wheel_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--wheel-dir", help="official emotion_wheel/ folder (wheel1-5.xlsx, synonym.xlsx, format.csv)")
+        sub.add_argument(
+            "--demo-wheel",
+            action="store_true",
+            help="fall back to the bundled demo wheel (scores NOT comparable with published ones)",
+        )
+        sub.add_argument("--allow-missing", action="store_true", help="count GT names without prediction as empty")
+        sub.add_argument("--out", help="write the results as JSON here")
+
+    ew = commands.add_parser("ew", help="EW-based M1/M2/M3 precision, recall and F (OV-MER)")
+    ew.add_argument("--gt", required=True, help="GT labels: CSV name,openset or -openset.npz")
+    ew.add_argument("--pred", required=True, help="predicted labels: CSV name,openset or -openset.npz")
+    ew.add_argument("--config", help="YAML config: eval.wheel_dir and data.root locate the wheel")
+    wheel_options(ew)
+    ew.set_defaults(func=cmd_ew)
+
+    uni = commands.add_parser(
+        "unibench",
+        help="MER-UniBench scores for one dataset or the full table",
+        description=RESULTS_LAYOUT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    uni.add_argument("--dataset", help=f"one of {', '.join(UNIBENCH_ORDER)}")
+    uni.add_argument("--data-root", help="the dataset's official folder")
+    uni.add_argument("--pred", help="predicted labels: CSV name,openset or -openset.npz")
+    uni.add_argument("--sentiment", help="dimension datasets: CSV name,sentiment (or npz)")
+    uni.add_argument("--all", action="store_true", help="score all nine datasets and print the table")
+    uni.add_argument("--data-roots-from", help="YAML config whose data.unibench_roots maps dataset -> folder")
+    uni.add_argument("--results-dir", help="folder of <Dataset>-openset / <Dataset>-sentiment files")
+    uni.add_argument("--partial", action="store_true", help="with --all: table of the datasets that can be scored")
+    wheel_options(uni)
+    uni.set_defaults(func=cmd_unibench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, WheelError, ConfigError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
