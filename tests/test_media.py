@@ -1,0 +1,262 @@
+"""Media decoding: official sampling rules, output shapes/dtypes, and a named DataError for every bad input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile
+
+from affectgpt.config import DataConfig
+from affectgpt.data.media import (
+    clip_starts,
+    load_audio_clips,
+    load_faces,
+    load_frames,
+    load_sample_media,
+    sample_indices,
+)
+from affectgpt.data.records import DataError, Record
+
+
+def brightness(i: int, n: int) -> float:
+    return 20 + 200 * i / max(n - 1, 1)
+
+
+def write_ramp_video(path: Path, n: int, width: int = 64, height: int = 48, tone_hz: float | None = None) -> Path:
+    """Frame i is a flat grey of brightness(i); optionally an AAC track with a 1 s tone per 8 frames."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=8)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"crf": "0"}
+        sound = None if tone_hz is None else container.add_stream("aac", rate=16000, layout="mono")
+        for i in range(n):
+            image = np.full((height, width, 3), round(brightness(i, n)), dtype=np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(video.encode())
+        if sound is not None:
+            samples = n * 2000
+            wave = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(samples) / 16000)).astype(np.float32)
+            for start in range(0, samples, 1024):
+                frame = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, start
+                container.mux(sound.encode(frame))
+            container.mux(sound.encode())
+    return path
+
+
+def official_indices(vlen: int, n: int = 8) -> list[int]:
+    if vlen < n:
+        return list(range(vlen)) + [vlen - 1] * (n - vlen)
+    return np.arange(0, vlen, vlen / n).astype(int).tolist()
+
+
+@pytest.mark.parametrize("vlen", [1, 5, 7, 8, 9, 13, 96, 100, 250, 1001])
+def test_sample_indices_equal_official_rule(vlen):
+    assert sample_indices(vlen, 8) == official_indices(vlen)
+
+
+def test_sample_indices_examples_and_zero():
+    assert sample_indices(5) == [0, 1, 2, 3, 4, 4, 4, 4]
+    assert sample_indices(96) == [0, 12, 24, 36, 48, 60, 72, 84]
+    with pytest.raises(DataError, match="no frames"):
+        sample_indices(0)
+
+
+@pytest.mark.parametrize("vlen", [5, 8, 96])
+def test_frames_are_the_sampled_frames(tmp_path, vlen):
+    path = write_ramp_video(tmp_path / f"ramp{vlen}.mp4", vlen)
+    frames = load_frames(path, n=8, size=224)
+    assert frames.shape == (8, 224, 224, 3) and frames.dtype == np.uint8  # 64x48 resized, aspect not kept
+    got = frames.reshape(8, -1).mean(axis=1)
+    want = np.array([brightness(i, vlen) for i in official_indices(vlen)])
+    np.testing.assert_allclose(got, want, atol=3)
+    assert np.all(np.diff(got) >= -1)
+
+
+def test_frames_small_size(tmp_path):
+    frames = load_frames(write_ramp_video(tmp_path / "v.mp4", 12), n=4, size=32)
+    assert frames.shape == (4, 32, 32, 3)
+
+
+def write_faces(path: Path, n_faces: int, size: int = 112) -> Path:
+    """Face i: channel 0 = 5 * i, channel 1 = 100, channel 2 = 200."""
+    faces = np.zeros((n_faces, size, size, 3), dtype=np.uint8)
+    faces[..., 0] = (5 * np.arange(n_faces))[:, None, None]
+    faces[..., 1], faces[..., 2] = 100, 200
+    np.save(path, faces)
+    return path
+
+
+@pytest.mark.parametrize("n_faces", [3, 12, 40])
+def test_faces_sampled_resized_and_channel_order(tmp_path, n_faces):
+    path = write_faces(tmp_path / "f.npy", n_faces)
+    stored = load_faces(path, n=8, size=224)
+    assert stored.shape == (8, 224, 224, 3) and stored.dtype == np.uint8
+    want = [5 * i for i in official_indices(n_faces)]
+    assert stored[:, :, :, 0].reshape(8, -1).min(axis=1).tolist() == want
+    assert stored[:, :, :, 0].reshape(8, -1).max(axis=1).tolist() == want
+    assert np.all(stored[..., 2] == 200)
+    swapped = load_faces(path, n=8, size=224, channel_order="bgr_to_rgb")
+    np.testing.assert_array_equal(swapped, stored[..., ::-1])
+    assert np.all(swapped[..., 0] == 200)
+
+
+def test_face_resize_is_bilinear(tmp_path):
+    faces = np.zeros((1, 4, 4, 3), dtype=np.uint8)
+    faces[:, :, 2:] = 200  # left half 0, right half 200
+    np.save(tmp_path / "edge.npy", faces)
+    row = load_faces(tmp_path / "edge.npy", n=1, size=8)[0, 0, :, 0].astype(int).tolist()
+    # half-pixel bilinear (cv2 INTER_LINEAR): a 2-pixel ramp across the edge, flat elsewhere
+    assert row == [0, 0, 0, 50, 150, 200, 200, 200]
+
+
+def test_bad_channel_order(tmp_path):
+    with pytest.raises(ValueError, match="channel_order"):
+        load_faces(write_faces(tmp_path / "f.npy", 2), channel_order="rgb")
+
+
+def write_wav(path: Path, data: np.ndarray, rate: int = 16000, subtype: str = "FLOAT") -> Path:
+    soundfile.write(path, data, rate, subtype=subtype)
+    return path
+
+
+def test_clip_starts_rule():
+    assert clip_starts(80000, 8, 32000) == [0, 6857, 13714, 20571, 27429, 34286, 41143, 48000]
+    assert clip_starts(20000, 8, 32000) == [0] * 8
+    assert clip_starts(32000, 1, 32000) == [0]
+
+
+def test_audio_long_clips_start_where_the_rule_says(tmp_path):
+    ramp = (np.arange(80000) / 80000).astype(np.float32)  # 5 s; the value tells the sample position
+    clips = load_audio_clips(write_wav(tmp_path / "ramp.wav", ramp))
+    assert clips.shape == (8, 32000) and clips.dtype == np.float32
+    starts = clip_starts(80000, 8, 32000)
+    np.testing.assert_allclose(clips[:, 0], ramp[starts], atol=1e-6)
+    np.testing.assert_allclose(clips[-1], ramp[48000:], atol=1e-6)  # the last clip ends at the end
+
+
+def test_audio_short_is_zero_padded_and_repeated(tmp_path):
+    ramp = np.linspace(0.1, 0.5, 16000, dtype=np.float32)  # 1 s < one 2 s clip
+    clips = load_audio_clips(write_wav(tmp_path / "short.wav", ramp))
+    assert clips.shape == (8, 32000)
+    for clip in clips:
+        np.testing.assert_allclose(clip[:16000], ramp, atol=1e-6)
+        assert np.all(clip[16000:] == 0)
+
+
+def test_audio_stereo_resampled_to_mono_16k(tmp_path):
+    t = np.arange(3 * 44100) / 44100
+    stereo = np.stack([0.6 * np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1).astype(np.float32)
+    clips = load_audio_clips(write_wav(tmp_path / "stereo.wav", stereo, rate=44100), n_clips=2)
+    assert clips.shape == (2, 32000)
+    spectrum = np.abs(np.fft.rfft(clips[0]))
+    assert abs(np.argmax(spectrum) * 16000 / 32000 - 440) <= 1
+    assert 0.28 < np.abs(clips[0]).max() < 0.32  # channels averaged: amplitude halved
+
+
+def test_audio_from_mp4_track(tmp_path):
+    path = write_ramp_video(tmp_path / "av.mp4", 24, tone_hz=1000)
+    clips = load_audio_clips(path)
+    assert clips.shape == (8, 32000) and clips.dtype == np.float32
+    assert abs(np.argmax(np.abs(np.fft.rfft(clips[3]))) * 0.5 - 1000) <= 2
+
+
+def test_load_sample_media_uses_config(tmp_path):
+    video = write_ramp_video(tmp_path / "s.mp4", 20)
+    face = write_faces(tmp_path / "s.npy", 10)
+    audio = write_wav(tmp_path / "s.wav", np.zeros(48000, dtype=np.float32))
+    cfg = DataConfig(n_frames=4, image_size=32, n_audio_clips=3, face_channel_order="bgr_to_rgb")
+    out = load_sample_media(Record("s", "demo", video=video, audio=audio, face=face), cfg)
+    assert out["frames"].shape == (4, 32, 32, 3)
+    assert out["faces"].shape == (4, 32, 32, 3) and np.all(out["faces"][..., 0] == 200)
+    assert out["audio"].shape == (3, 32000)
+    assert set(load_sample_media(Record("a", "demo", audio=audio), cfg)) == {"audio"}
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+def assert_names(err: DataError, path: Path, reason: str, sample: str | None) -> None:
+    message = str(err)
+    assert str(path) in message and reason in message
+    assert err.path == str(path) and reason in err.reason
+    if sample is not None:
+        assert f"'{sample}'" in message and err.sample == sample
+
+
+@pytest.mark.parametrize("sample", [None, "sample_00000007"])
+@pytest.mark.parametrize("loader", [load_frames, load_faces, load_audio_clips])
+def test_missing_file(tmp_path, loader, sample):
+    path = tmp_path / "nope.bin"
+    with pytest.raises(DataError) as info:
+        loader(path, sample=sample)
+    assert_names(info.value, path, "not found", sample)
+
+
+@pytest.fixture
+def random_bytes_mp4(tmp_path) -> Path:
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return path
+
+
+def test_corrupt_mp4_frames(random_bytes_mp4):
+    with pytest.raises(DataError) as info:
+        load_frames(random_bytes_mp4, sample="s1")
+    assert_names(info.value, random_bytes_mp4, "cannot open video", "s1")
+
+
+def test_corrupt_mp4_audio(random_bytes_mp4):
+    with pytest.raises(DataError) as info:
+        load_audio_clips(random_bytes_mp4, sample="s1")
+    assert_names(info.value, random_bytes_mp4, "cannot decode audio", "s1")
+
+
+def test_zero_length_wav(tmp_path):
+    path = write_wav(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), subtype="PCM_16")
+    with pytest.raises(DataError) as info:
+        load_audio_clips(path, sample="s2")
+    assert_names(info.value, path, "audio is empty", "s2")
+
+
+def test_nan_wav(tmp_path):
+    data = np.zeros(16000, dtype=np.float32)
+    data[100] = np.nan
+    path = write_wav(tmp_path / "nan.wav", data)
+    with pytest.raises(DataError) as info:
+        load_audio_clips(path, sample="s3")
+    assert_names(info.value, path, "NaN", "s3")
+
+
+@pytest.mark.parametrize(
+    "array, reason",
+    [
+        (np.zeros((12, 112, 112), dtype=np.uint8), "expected [n_faces, H, W, 3]"),
+        (np.zeros((12, 112, 112, 4), dtype=np.uint8), "expected [n_faces, H, W, 3]"),
+        (np.zeros((0, 112, 112, 3), dtype=np.uint8), "face array is empty"),
+        (np.full((2, 8, 8, 3), 300.0), "outside 0..255"),
+    ],
+)
+def test_bad_face_arrays(tmp_path, array, reason):
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    with pytest.raises(DataError) as info:
+        load_faces(path, sample="s4")
+    assert_names(info.value, path, reason, "s4")
+
+
+def test_corrupt_and_pickled_npy(tmp_path):
+    corrupt = tmp_path / "corrupt.npy"
+    corrupt.write_bytes(os.urandom(300))
+    with pytest.raises(DataError) as info:
+        load_faces(corrupt, sample="s5")
+    assert_names(info.value, corrupt, "cannot read face array", "s5")
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError) as info:
+        load_faces(pickled)
+    assert_names(info.value, pickled, "cannot read face array", None)
