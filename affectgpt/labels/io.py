@@ -1,0 +1,99 @@
+"""Label files in the official shapes (reference §7.2), so official tools and ours read each other's output.
+
+- `name,openset` CSV and `name,sentiment` CSV (one row per sample);
+- `<epoch>-openset.npz` / `<epoch>-openset-sentiment.npz`: keys `filenames` and `fileitems`, both plain
+  unicode arrays (no pickled objects, so `np.load` works without allow_pickle).
+Writes go to a temporary sibling and are renamed into place, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from affectgpt.labels.lists import list_to_string
+
+Rows = Mapping[str, object] | Iterable[tuple[str, object]]
+
+
+def _pairs(rows: Rows) -> list[tuple[str, str]]:
+    """(name, item) pairs; a list item becomes its "[a, b]" string, anything else str()."""
+    items = rows.items() if isinstance(rows, Mapping) else rows
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, item in items:
+        name = str(name)
+        if name in seen:
+            raise ValueError(f"duplicate sample name {name!r}: each sample must appear once")
+        seen.add(name)
+        pairs.append((name, list_to_string([str(x) for x in item]) if isinstance(item, (list, tuple)) else str(item)))
+    return pairs
+
+
+def _atomic(path: Path, suffix: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_name_value_csv(path: str | Path, rows: Rows, column: str) -> Path:
+    """A two-column CSV `name,<column>`, in the order given."""
+    path = Path(path)
+    frame = pd.DataFrame(_pairs(rows), columns=["name", column])
+    tmp = _atomic(path, ".csv")
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_name_value_csv(path: str | Path, column: str) -> dict[str, str]:
+    """{name: value} from a `name,<column>` CSV; empty cells read as "" (not NaN)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = {"name", column} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; found {list(frame.columns)}")
+    return dict(zip(frame["name"], frame[column]))
+
+
+def write_openset_csv(path: str | Path, rows: Rows) -> Path:
+    """`name,openset` CSV; label lists are stored as "[a, b]" strings."""
+    return write_name_value_csv(path, rows, "openset")
+
+
+def write_openset_npz(path: str | Path, rows: Rows) -> Path:
+    """The official `-openset.npz` (also used for `-openset-sentiment.npz`): `filenames`, `fileitems`."""
+    path = Path(path)
+    pairs = _pairs(rows)
+    names = np.array([n for n, _ in pairs], dtype=str)
+    items = np.array([i for _, i in pairs], dtype=str)
+    if not pairs:  # np.array([], dtype=str) is '<U1' already; keep shapes explicit
+        names, items = np.zeros(0, dtype="<U1"), np.zeros(0, dtype="<U1")
+    tmp = _atomic(path, ".npz")
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, filenames=names, fileitems=items)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_openset_npz(path: str | Path) -> dict[str, str]:
+    """{name: item string} from an official-shape `-openset.npz` (or `-openset-sentiment.npz`)."""
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"filenames", "fileitems"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: missing key(s) {sorted(missing)}; found {data.files}")
+        names, items = data["filenames"].tolist(), data["fileitems"].tolist()
+    if len(names) != len(items):
+        raise ValueError(f"{path}: {len(names)} filenames but {len(items)} fileitems")
+    return dict(zip(names, items))
