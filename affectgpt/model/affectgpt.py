@@ -1,0 +1,237 @@
+"""The AffectGPT module: frozen encoders -> trainable heads -> tokens spliced into a LoRA LLM.
+
+Official behaviour (reference §1.5, §3.4, §7.1): the placeholder ids (<MultiHere>, <AudioHere>,
+<FaceHere>, <FrameHere>, <ImageHere>) are replaced by id 0 before the embedding lookup (the
+embedding matrix is NOT resized) and the looked-up rows at their positions are replaced by the
+modality tokens; each placeholder must appear exactly `num_*_query_token` times, contiguously.
+
+Speed: Qwen2.5 has 151,936 vocabulary rows, so the loss runs the decoder for hidden states and
+applies lm_head only at positions whose next-token label is a target (not -100). The value equals
+Hugging Face's own causal-LM loss (mean cross-entropy over target tokens, fp32 logits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import StoppingCriteriaList, StopStringCriteria
+
+from affectgpt.model.encoders import AudioEncoder, VisualEncoder
+from affectgpt.model.fusion import ModalityHeads
+from affectgpt.model.tokenizer import PLACEHOLDERS, placeholder_ids
+
+IGNORE_INDEX = -100
+STOP_STRING = "###"  # official answers end with "###" (target text = answer + '###')
+# batch key of raw media / of precomputed encoder features, per stream
+MEDIA_KEYS = {"face": ("faces", "face_feats"), "frame": ("frames", "frame_feats"), "audio": ("audio", "audio_feats")}
+
+
+class PlaceholderError(ValueError):
+    """A prompt whose placeholder tokens do not match the modality tokens to splice in."""
+
+
+def _sample_name(names: list[str] | None, index: int) -> str:
+    return f"sample {index} ({names[index]!r})" if names and index < len(names) else f"sample {index}"
+
+
+def check_placeholders(mask: torch.Tensor, expected: int, token: str, names: list[str] | None = None) -> None:
+    """Every row of `mask` [B, L] must hold exactly `expected` contiguous True positions."""
+    counts = mask.sum(dim=1)
+    first = mask.int().argmax(dim=1)
+    last = mask.shape[1] - 1 - mask.flip(dims=[1]).int().argmax(dim=1)
+    for i, (count, lo, hi) in enumerate(zip(counts.tolist(), first.tolist(), last.tolist())):
+        if count != expected:
+            raise PlaceholderError(f"{_sample_name(names, i)}: expected {expected} x {token} in the prompt, found {count}")
+        if hi - lo + 1 != expected:
+            raise PlaceholderError(
+                f"{_sample_name(names, i)}: the {expected} x {token} placeholders are not contiguous (positions {lo}..{hi})"
+            )
+
+
+def splice_embeddings(
+    input_ids: torch.Tensor,
+    embedding: nn.Module,
+    tokens: dict[int, torch.Tensor],
+    all_placeholder_ids: dict[str, int],
+    names: list[str] | None = None,
+) -> torch.Tensor:
+    """Token embeddings [B, L, D] with the rows at each placeholder id replaced by `tokens[id]` [B, n, D]."""
+    id_to_token = {pid: PLACEHOLDERS[m] for m, pid in all_placeholder_ids.items()}
+    is_placeholder = torch.zeros_like(input_ids, dtype=torch.bool)
+    for pid in id_to_token:
+        is_placeholder |= input_ids == pid
+    embeds = embedding(input_ids.masked_fill(is_placeholder, 0))
+    for pid, toks in tokens.items():
+        mask = input_ids == pid
+        check_placeholders(mask, toks.shape[1], id_to_token[pid], names)
+        # masked_scatter fills positions in row-major order: sample 0's n tokens, then sample 1's, ...
+        embeds = embeds.masked_scatter(mask.unsqueeze(-1), toks.to(embeds.dtype))
+    return embeds
+
+
+def left_pad(input_ids: torch.Tensor, keep: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each row's kept tokens to the right end (left padding, as batched generation needs)."""
+    lengths = keep.sum(dim=1)
+    width = int(lengths.max())
+    out = torch.full((input_ids.shape[0], width), pad_id, dtype=input_ids.dtype, device=input_ids.device)
+    mask = torch.zeros_like(out)
+    for i in range(input_ids.shape[0]):
+        n = int(lengths[i])
+        out[i, width - n :] = input_ids[i][keep[i]]
+        mask[i, width - n :] = 1
+    return out, mask
+
+
+class AffectGPT(nn.Module):
+    """AffectGPT: `forward(batch)` -> loss on target tokens; `generate(batch)` -> list of answers."""
+
+    def __init__(
+        self,
+        llama_model: nn.Module,
+        heads: ModalityHeads,
+        tokenizer: Any,
+        visual_encoder: VisualEncoder | None = None,
+        audio_encoder: AudioEncoder | None = None,
+        face_or_frame: str = "multiface_audio_face_text",
+    ) -> None:
+        super().__init__()
+        self.llama_model = llama_model  # PeftModel over the frozen causal LM (official attribute name)
+        self.heads = heads
+        self.visual_encoder = visual_encoder
+        self.audio_encoder = audio_encoder
+        self.tokenizer = tokenizer
+        self.face_or_frame = face_or_frame
+        self.placeholder_ids = placeholder_ids(tokenizer)
+        self._stop_criteria: StopStringCriteria | None = None
+
+    # --- pieces of the LLM -------------------------------------------------------------------
+    @property
+    def causal_lm(self) -> nn.Module:
+        """The underlying *ForCausalLM (LoRA layers injected in place by peft)."""
+        lm = self.llama_model
+        return lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+
+    @property
+    def device(self) -> torch.device:
+        return self.causal_lm.get_input_embeddings().weight.device
+
+    # --- multimodal tokens -------------------------------------------------------------------
+    def _features(self, batch: dict[str, Any], stream: str, cache: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, T, D] features of 'face' | 'frame' | 'audio': precomputed if given, else encoded."""
+        if stream in cache:
+            return cache[stream]
+        media_key, feat_key = MEDIA_KEYS[stream]
+        if batch.get(feat_key) is not None:
+            feats = batch[feat_key].to(self.device, torch.float32)
+        elif batch.get(media_key) is not None:
+            encoder = self.audio_encoder if stream == "audio" else self.visual_encoder
+            if encoder is None:
+                raise ValueError(f"batch has raw '{media_key}' but the model was built without its encoder; pass '{feat_key}'")
+            feats = encoder(batch[media_key].to(self.device))
+        else:
+            raise ValueError(
+                f"the prompts need {stream} input but the batch has neither '{media_key}' nor '{feat_key}' "
+                f"(samples: {batch.get('names')})"
+            )
+        cache[stream] = feats
+        return feats
+
+    def _multi_visual_stream(self, batch: dict[str, Any]) -> str:
+        if self.face_or_frame.startswith("multiface"):
+            return "face"
+        if self.face_or_frame.startswith("multiframe"):
+            return "frame"
+        return "face" if batch.get("faces") is not None or batch.get("face_feats") is not None else "frame"
+
+    def modality_tokens(self, batch: dict[str, Any], input_ids: torch.Tensor) -> dict[int, torch.Tensor]:
+        """{placeholder id: [B, n, llm_dim]} for every placeholder that occurs in `input_ids`."""
+        ids = self.placeholder_ids
+        present = torch.stack([(input_ids == pid).any() for pid in ids.values()]).tolist()
+        needed = {m for m, p in zip(ids, present) if p}
+        cache: dict[str, torch.Tensor] = {}
+        tokens: dict[int, torch.Tensor] = {}
+        for stream in ("frame", "face"):
+            if stream in needed:
+                tokens[ids[stream]] = self.heads.video_tokens(self._features(batch, stream, cache))
+        if "audio" in needed:
+            tokens[ids["audio"]] = self.heads.audio_tokens(self._features(batch, "audio", cache))
+        if "multi" in needed:
+            visual = self._features(batch, self._multi_visual_stream(batch), cache)
+            tokens[ids["multi"]] = self.heads.multi_tokens(visual, self._features(batch, "audio", cache))
+        if "image" in needed:
+            tokens[ids["image"]] = self.heads.image_tokens(self._features(batch, "frame", cache))
+        return tokens
+
+    def embed(self, batch: dict[str, Any], input_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Input embeddings [B, L, D] with the modality tokens spliced in."""
+        input_ids = (batch["input_ids"] if input_ids is None else input_ids).to(self.device)
+        tokens = self.modality_tokens(batch, input_ids)
+        embedding = self.causal_lm.get_input_embeddings()
+        return splice_embeddings(input_ids, embedding, tokens, self.placeholder_ids, batch.get("names"))
+
+    # --- training ------------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Mean cross-entropy over target tokens (labels != -100), as HF's causal-LM loss."""
+        embeds = self.embed(batch)
+        attention_mask = batch["attention_mask"].to(self.device)
+        labels = batch["labels"].to(self.device)
+        hidden = self.causal_lm.get_decoder()(
+            inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+        targets = labels[:, 1:]
+        selected = targets != IGNORE_INDEX
+        if not bool(selected.any()):
+            raise ValueError(f"batch has no target tokens (every label is {IGNORE_INDEX}); samples: {batch.get('names')}")
+        logits = self.causal_lm.get_output_embeddings()(hidden[:, :-1][selected]).float()
+        return F.cross_entropy(logits, targets[selected])
+
+    # --- inference -----------------------------------------------------------------------------
+    def _stopping(self) -> StoppingCriteriaList:
+        if self._stop_criteria is None:  # builds a vocabulary table once (~2 s for Qwen2.5)
+            self._stop_criteria = StopStringCriteria(self.tokenizer, [STOP_STRING])
+        return StoppingCriteriaList([self._stop_criteria])
+
+    @torch.no_grad()
+    def generate(
+        self,
+        batch: dict[str, Any],
+        max_new_tokens: int = 256,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 0.9,
+    ) -> list[str]:
+        """Answers for a batch of prompts (any padding; target tokens, if labels are given, are dropped).
+
+        Stops on eos and on "###"; the text is cut at eos, cut at "###" and stripped (official §7.1).
+        """
+        ids = batch["input_ids"].to(self.device)
+        keep = batch["attention_mask"].to(self.device).bool()
+        if batch.get("labels") is not None:
+            keep &= batch["labels"].to(self.device) == IGNORE_INDEX
+        pad_id = self.tokenizer.pad_token_id
+        ids, attention_mask = left_pad(ids, keep, pad_id)
+        embeds = self.embed(batch, ids)
+        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
+        eos = self.tokenizer.eos_token_id
+        out = self.llama_model.generate(
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=eos,
+            pad_token_id=pad_id,
+            stopping_criteria=self._stopping(),
+            num_beams=1,
+            top_k=None,
+            **sampling,
+        )
+        return [self._postprocess(row) for row in out.tolist()]
+
+    def _postprocess(self, ids: list[int]) -> str:
+        eos = self.tokenizer.eos_token_id
+        if eos in ids:
+            ids = ids[: ids.index(eos)]
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return text.split(STOP_STRING)[0].strip()

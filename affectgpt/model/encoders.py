@@ -1,0 +1,145 @@
+"""Frozen media encoders: CLIP ViT-L/14 for frames/faces and chinese-hubert-large for audio clips.
+
+Both take the collated uint8 / float32 tensors of a whole batch, preprocess them in torch (one
+batched call instead of a per-image PIL loop) and return one vector per image / clip, i.e. the
+pre-pooling sequence [B, T, D] that the poolers and the pre-fusion consume.
+
+Official behaviour reproduced (reference §1.1):
+- CLIP: stock CLIP preprocessing (resize shortest side to 224 bicubic, center crop 224, /255,
+  OpenAI mean/std read from the processor config), then `get_image_features` = projected CLS.
+- HuBERT: mean of the last 4 hidden states, then mean over time -> one 1024-d vector per 2-s clip.
+  Input normalisation: the official code passes the (B*8, 32000) block as ONE unbatched tensor to
+  Wav2Vec2FeatureExtractor, so when `do_normalize` is set the zero-mean/unit-variance statistics
+  are joint over the whole batch (batch 3 in training, batch 1 = the sample's 8 clips at
+  inference). Statistics that depend on which samples share a batch would make features
+  non-reproducible and break the feature cache, so we normalise jointly over each *sample's* 8
+  clips (`norm="sample"`, default): identical to official inference, and equal to official training
+  up to the batch mixing. `norm="clip"` (HF's per-example behaviour) and `norm="none"` exist too.
+  Without `do_normalize` in the preprocessor config no normalisation is applied, as official.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.transforms.v2 import functional as tvF
+from torchvision.transforms.v2 import InterpolationMode
+
+# HF's Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm epsilon.
+_AUDIO_EPS = 1e-7
+AUDIO_NORMS = ("sample", "clip", "none")
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """No gradients and eval mode: the backbones are never trained (official §1.4)."""
+    module.requires_grad_(False)
+    return module.eval()
+
+
+class _FrozenEncoder(nn.Module):
+    """Keeps the wrapped backbone in eval mode whatever `.train()` the parent model receives."""
+
+    def train(self, mode: bool = True) -> "_FrozenEncoder":
+        super().train(False)
+        return self
+
+
+class VisualEncoder(_FrozenEncoder):
+    """CLIP image tower with projection; uint8 [B, T, H, W, 3] -> float [B, T, projection_dim]."""
+
+    def __init__(self, clip: nn.Module, processor) -> None:
+        super().__init__()
+        self.clip = freeze(clip)  # CLIPModel or CLIPVisionModelWithProjection
+        size = processor.size
+        self.resize_to = int(size["shortest_edge"]) if "shortest_edge" in size else None
+        self.resize_hw = None if self.resize_to else (int(size["height"]), int(size["width"]))
+        crop = processor.crop_size
+        self.crop_hw = (int(crop["height"]), int(crop["width"])) if processor.do_center_crop else None
+        self.rescale = float(processor.rescale_factor) if processor.do_rescale else 1.0
+        self.do_normalize = bool(processor.do_normalize)
+        self.register_buffer("mean", torch.tensor(processor.image_mean, dtype=torch.float32).view(1, 3, 1, 1), False)
+        self.register_buffer("std", torch.tensor(processor.image_std, dtype=torch.float32).view(1, 3, 1, 1), False)
+
+    @property
+    def dim(self) -> int:
+        return int(self.clip.config.projection_dim)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, H, W, 3] -> pixel_values [N, 3, crop, crop] exactly as CLIPImageProcessor does."""
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {tuple(images.shape)}")
+        x = images.permute(0, 3, 1, 2)
+        h, w = x.shape[-2:]
+        if self.resize_to is not None:
+            short, long = (h, w) if h <= w else (w, h)
+            new_long = int(self.resize_to * long / short)
+            new_hw = (self.resize_to, new_long) if h <= w else (new_long, self.resize_to)
+        else:
+            new_hw = self.resize_hw
+        if tuple(new_hw) != (h, w):
+            x = tvF.resize(x, list(new_hw), interpolation=InterpolationMode.BICUBIC, antialias=True)
+        if self.crop_hw is not None:
+            ch, cw = self.crop_hw
+            h, w = x.shape[-2:]
+            if ch > h or cw > w:
+                raise ValueError(f"image {h}x{w} smaller than the CLIP crop {ch}x{cw} after resizing")
+            top, left = int((h - ch) / 2.0), int((w - cw) / 2.0)
+            x = x[..., top : top + ch, left : left + cw]
+        if self.do_normalize:  # (x * rescale - mean) / std as one multiply-add
+            scale = self.rescale / self.std
+            return torch.addcmul(-self.mean / self.std, x.to(torch.float32), scale)
+        return x.to(torch.float32) * self.rescale
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Projected CLS embedding = CLIPModel.get_image_features (official output)."""
+        if hasattr(self.clip, "get_image_features"):  # CLIPModel
+            out = self.clip.get_image_features(pixel_values=pixel_values)
+            return out if isinstance(out, torch.Tensor) else out.pooler_output  # transformers 4.x vs 5.x
+        return self.clip(pixel_values=pixel_values).image_embeds  # CLIPVisionModelWithProjection
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b, t = images.shape[:2]
+        pixels = self.preprocess(images.reshape(b * t, *images.shape[2:]))
+        dtype = next(self.clip.parameters()).dtype
+        feats = self.image_features(pixels.to(dtype))
+        return feats.float().reshape(b, t, -1)
+
+
+class AudioEncoder(_FrozenEncoder):
+    """HuBERT; float [B, T, S] 16 kHz clips -> [B, T, hidden] (last-4-layer mean, time mean)."""
+
+    def __init__(self, hubert: nn.Module, feature_extractor, norm: str = "sample", n_layers: int = 4) -> None:
+        super().__init__()
+        if norm not in AUDIO_NORMS:
+            raise ValueError(f"audio norm must be one of {AUDIO_NORMS}, got {norm!r}")
+        self.hubert = freeze(hubert)
+        self.sampling_rate = int(feature_extractor.sampling_rate)
+        self.norm = norm if feature_extractor.do_normalize else "none"
+        self.n_layers = n_layers
+
+    @property
+    def dim(self) -> int:
+        return int(self.hubert.config.hidden_size)
+
+    def normalize(self, audio: torch.Tensor) -> torch.Tensor:
+        """[B, T, S] -> same shape, zero mean / unit variance per sample (or per clip)."""
+        x = audio.to(torch.float32)
+        if self.norm == "none":
+            return x
+        dims = (1, 2) if self.norm == "sample" else (2,)
+        mean = x.mean(dim=dims, keepdim=True)
+        var = x.var(dim=dims, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + _AUDIO_EPS)
+
+    @torch.no_grad()
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.ndim != 3:
+            raise ValueError(f"expected audio [B, clips, samples], got {tuple(audio.shape)}")
+        b, t, s = audio.shape
+        x = self.normalize(audio).reshape(b * t, s)
+        dtype = next(self.hubert.parameters()).dtype
+        out = self.hubert(input_values=x.to(dtype), output_hidden_states=True)
+        # Official: last 4 of all hidden states; tiny test models may have fewer than 4 layers.
+        layers = torch.stack(out.hidden_states[-self.n_layers :], dim=0).mean(dim=0)
+        return layers.mean(dim=1).float().reshape(b, t, -1)
