@@ -1,0 +1,209 @@
+"""Run-directory checkpoints: atomic writes, integrity manifest, resume discovery, rotation, best/last pointers.
+
+Layout of a run (`train.output_dir / train.run_name`):
+    config.yaml, metrics.jsonl, train_log.jsonl, training_curves.png
+    epoch_0003/            one complete checkpoint: trainable weights (infer.py --ckpt accepts it),
+                           state/ (accelerate save_state: optimizer, scheduler, RNG, DeepSpeed shards),
+                           trainer.json (epoch, step, data position, best so far), val_predictions.jsonl,
+                           CHECKPOINT.json (written last: the manifest of every file with size and sha256)
+    interrupt_00000123/    the same, saved at a step boundary after SIGTERM / Ctrl-C
+    best, last             symlinks to checkpoint dirs, plus best.json / last.json (the same, as data)
+
+A checkpoint is built in `.tmp-<name>/` and renamed into place only after CHECKPOINT.json is
+written, so a crash mid-save never leaves a directory that looks complete. Resume verifies the
+manifest and falls back, with a warning, to the newest checkpoint that verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "CHECKPOINT.json"
+TRAINER_STATE = "trainer.json"
+STATE_DIR = "state"
+TMP_PREFIX = ".tmp-"
+_NAME = re.compile(r"^(epoch|interrupt)_(\d+)$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory that is incomplete, corrupt or not a checkpoint."""
+
+
+def epoch_name(epoch: int) -> str:
+    return f"epoch_{epoch:04d}"
+
+
+def interrupt_name(step: int) -> str:
+    return f"interrupt_{step:08d}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a sibling temp file, fsync, then rename: readers see the old or the new file."""
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, ensure_ascii=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_manifest(directory: Path) -> dict[str, Any]:
+    """Record every file (size + sha256) in MANIFEST; written last, it is what marks a checkpoint complete."""
+    files = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
+        files[path.relative_to(directory).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = {"format": 1, "files": files}
+    write_json_atomic(directory / MANIFEST, manifest)
+    return manifest
+
+
+def verify(directory: Path) -> dict[str, Any]:
+    """The trainer state of a complete, intact checkpoint; CheckpointError naming the problem otherwise."""
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{directory}: no {MANIFEST} (the save did not finish)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{manifest_path}: unreadable manifest ({err})") from err
+    for rel, meta in files.items():
+        path = directory / rel
+        if not path.is_file():
+            raise CheckpointError(f"{directory}: missing file {rel}")
+        if path.stat().st_size != meta["size"]:
+            raise CheckpointError(f"{directory}: {rel} has {path.stat().st_size} bytes, expected {meta['size']}")
+        if _sha256(path) != meta["sha256"]:
+            raise CheckpointError(f"{directory}: {rel} is corrupt (checksum mismatch)")
+    if TRAINER_STATE not in files or not any(f.startswith(STATE_DIR + "/") for f in files):
+        raise CheckpointError(f"{directory}: not a training checkpoint (no {TRAINER_STATE} or {STATE_DIR}/)")
+    return json.loads((directory / TRAINER_STATE).read_text(encoding="utf-8"))
+
+
+@dataclass
+class Found:
+    path: Path
+    state: dict[str, Any]
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Checkpoint-named directories of a run (complete or not)."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(p for p in run_dir.iterdir() if p.is_dir() and _NAME.match(p.name))
+
+
+def find_resumable(run_dir: Path) -> Found | None:
+    """The newest checkpoint (by global step) that verifies; every broken one is reported and skipped."""
+    good: list[Found] = []
+    for path in checkpoint_dirs(run_dir):
+        try:
+            good.append(Found(path, verify(path)))
+        except CheckpointError as err:
+            logger.warning("ignoring incomplete or corrupt checkpoint: %s", err)
+    for tmp in run_dir.glob(f"{TMP_PREFIX}*") if run_dir.is_dir() else []:
+        logger.warning("found an unfinished save %s (a run stopped while saving); it is ignored", tmp)
+    if not good:
+        return None
+    return max(good, key=lambda f: (int(f.state["global_step"]), f.path.name.startswith("epoch")))
+
+
+def resolve_resume(run_dir: Path, resume: str) -> Found | None:
+    """train.resume: "auto" (newest good checkpoint of this run, if any), "never", or a checkpoint path."""
+    if resume in ("never", "", "no", "false"):
+        return None
+    if resume == "auto":
+        return find_resumable(run_dir)
+    path = Path(resume)
+    if path.is_dir() and not (path / MANIFEST).is_file() and (found := find_resumable(path)) is not None:
+        return found  # a run directory was given
+    return Found(path, verify(path))
+
+
+def begin(run_dir: Path, name: str) -> Path:
+    """A fresh temp directory for checkpoint `name` (call on the main process only)."""
+    tmp = run_dir / f"{TMP_PREFIX}{name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit(tmp: Path, trainer_state: dict[str, Any]) -> Path:
+    """Write trainer.json and the manifest (last), then rename the temp dir to its final name."""
+    write_json_atomic(tmp / TRAINER_STATE, trainer_state)
+    write_manifest(tmp)
+    final = tmp.with_name(tmp.name[len(TMP_PREFIX) :])
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def point(run_dir: Path, pointer: str, target: Path, info: dict[str, Any]) -> None:
+    """Update the `best`/`last` pointer: a relative symlink (where supported) and `<pointer>.json`."""
+    write_json_atomic(run_dir / f"{pointer}.json", {"checkpoint": target.name, "path": str(target), **info})
+    link = run_dir / pointer
+    tmp = run_dir / f"{TMP_PREFIX}{pointer}"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(target.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError as err:  # e.g. filesystems without symlinks: the json pointer is enough
+        logger.debug("no %s symlink: %s", pointer, err)
+
+
+def rotate(run_dir: Path, keep_last: int, protect: set[str]) -> list[Path]:
+    """Delete all but the newest `keep_last` epoch checkpoints (0 = keep all), never a protected one
+    (best/last), and every interrupt checkpoint older than the newest epoch checkpoint."""
+    epochs = [p for p in checkpoint_dirs(run_dir) if p.name.startswith("epoch_")]
+    removed = []
+    if keep_last > 0:
+        for path in epochs[:-keep_last]:
+            if path.name not in protect:
+                removed.append(path)
+    if epochs:
+        newest = epochs[-1]
+        newest_step = _step_of(newest)
+        for path in checkpoint_dirs(run_dir):
+            if path.name.startswith("interrupt_") and path.name not in protect and _step_of(path) <= newest_step:
+                removed.append(path)
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def _step_of(path: Path) -> int:
+    try:
+        return int(json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))["global_step"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a previous run's checkpoints and logs from `run_dir` (train.resume=never on an existing run)."""
+    for path in checkpoint_dirs(run_dir) + list(run_dir.glob(f"{TMP_PREFIX}*")):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+    for name in ("metrics.jsonl", "train_log.jsonl", "best", "last", "best.json", "last.json"):
+        path = run_dir / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()

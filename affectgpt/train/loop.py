@@ -1,0 +1,408 @@
+"""The training loop: one code path for 1 process, CPU/GPU DDP and DeepSpeed ZeRO-2/3 (via accelerate).
+
+Per epoch: train (grad accumulation, clipping, LR schedule, logging every N steps) -> validate on
+held-out data with the EW metric -> save an atomic checkpoint (trainable weights + full state) ->
+rotate, update best/last. SIGTERM / Ctrl-C stops at the next step boundary with a resumable save.
+
+The loss of a step is the mean over every target token of the step (all micro-batches, all ranks),
+so the trajectory does not depend on how a global batch is split over processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import broadcast_object_list, set_seed
+
+from affectgpt.config import Config, format_config
+from affectgpt.data.records import SkipLog
+from affectgpt.train import checkpoints as ckpt
+from affectgpt.train import tracking
+from affectgpt.train.data import BatchStream, demo_data_root, iterate_epoch, load_records
+from affectgpt.train.distributed import is_zero3, make_accelerator
+from affectgpt.train.optim import build_optimizer, build_scheduler
+from affectgpt.train.validate import PREDICTIONS_FILE, resolve_wheel, validate, write_predictions
+
+logger = logging.getLogger("affectgpt.train")
+SCORE_KEY = "val/avg-L1/f1"
+IGNORE_INDEX = -100
+
+
+@dataclass
+class TrainerState:
+    """Everything besides accelerate's state that a resume needs (saved as trainer.json)."""
+
+    epoch: int = 0  # the epoch in progress (0-based); == epochs when the run is complete
+    micro: int = 0  # stream position: micro-batches consumed since the start of the run
+    global_step: int = 0  # optimizer steps done
+    loss_sum: float = 0.0  # this epoch so far, summed over ranks: sum of token losses
+    loss_tokens: float = 0.0  # ... and target tokens
+    best_score: float | None = None
+    best_checkpoint: str | None = None
+    completed: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class StopFlag:
+    """SIGTERM / SIGINT set a flag; the loop saves at the next step boundary and exits (a second Ctrl-C aborts)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        logger.warning("received %s: saving a resumable state at the next step boundary", signal.Signals(signum).name)
+        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. embedded use): no graceful stop
+                pass
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _count_targets(batch: dict[str, Any]) -> int:
+    labels = batch.get("labels")
+    return int((labels[:, 1:] != IGNORE_INDEX).sum()) if labels is not None else 0
+
+
+def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+class Trainer:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        t = cfg.train
+        self.run_dir = Path(t.output_dir) / t.run_name
+        self.accelerator = make_accelerator(t, self.run_dir)
+        acc = self.accelerator
+        self.main = acc.is_main_process
+        logging.basicConfig(level=logging.INFO if self.main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        self.stop = StopFlag()
+        self.state = TrainerState()
+        self.skips = SkipLog()
+
+    # --- setup -----------------------------------------------------------------------------------
+    def _prepare_run_dir(self) -> ckpt.Found | None:
+        acc, cfg = self.accelerator, self.cfg
+        found = None
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            found = ckpt.resolve_resume(self.run_dir, cfg.train.resume)
+            if found is None and cfg.train.resume in ("never", "", "no", "false") and ckpt.checkpoint_dirs(self.run_dir):
+                logger.warning("train.resume=never: clearing the previous run in %s", self.run_dir)
+                ckpt.clear_run(self.run_dir)
+            elif found is None:  # fresh start (broken checkpoints, if any, are kept for inspection)
+                for name in (tracking.METRICS_FILE, tracking.TRAIN_LOG_FILE):
+                    (self.run_dir / name).unlink(missing_ok=True)
+            if demo_data_root(cfg.data.root):
+                from affectgpt.data.synthetic import ensure_demo_dataset
+
+                ensure_demo_dataset(cfg.data.root)
+            cfg.save(self.run_dir / "config.yaml")
+            print(format_config(cfg), flush=True)
+        box = [found]
+        broadcast_object_list(box, from_process=0)
+        acc.wait_for_everyone()
+        return box[0]
+
+    def setup(self) -> None:
+        acc, cfg, t = self.accelerator, self.cfg, self.cfg.train
+        found = self._prepare_run_dir()
+        self.wheel = resolve_wheel(cfg)
+        self.train_records, self.val_records = load_records(cfg.data, self.skips)
+        from affectgpt.model.build import build_model
+
+        set_seed(t.seed)  # identical initial weights on every rank
+        model, self.tokenizer = build_model(cfg)
+        self.stream = BatchStream(
+            n_samples=len(self.train_records), batch_size=int(t.batch_size), world_size=acc.num_processes,
+            rank=acc.process_index, seed=int(t.seed), grad_accum=max(1, int(t.grad_accum)),
+            iters_per_epoch=int(t.iters_per_epoch),
+        )  # fmt: skip
+        self.stream.check()
+        self.total_steps = int(t.epochs) * self.stream.micro_per_epoch // self.stream.grad_accum
+        optimizer = build_optimizer(model, t)
+        scheduler = build_scheduler(optimizer, t, self.total_steps)
+        self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
+        self._register_state_hooks()
+        if found is not None:
+            logger.info("resuming from %s", found.path)
+            acc.load_state(str(found.path / ckpt.STATE_DIR), **self._load_kwargs())
+            known = {k: v for k, v in found.state.items() if k in TrainerState.__dataclass_fields__}
+            self.state = TrainerState(**known)
+            if self.main:
+                tracking.truncate_jsonl(self.run_dir / tracking.METRICS_FILE, "epoch", self.state.epoch)
+                tracking.truncate_jsonl(self.run_dir / tracking.TRAIN_LOG_FILE, "step", self.state.global_step)
+        else:
+            set_seed(t.seed + acc.process_index)  # official: seed + rank (dropout, augmentation)
+        if acc.log_with:
+            acc.init_trackers("affectgpt", config=_flat_config(cfg), init_kwargs=_tracker_kwargs(cfg, self.run_dir))
+        n_train = sum(p.numel() for p in _trainable(model))
+        n_all = sum(p.numel() for p in model.parameters())
+        logger.info(
+            "%s | %d processes | train %d / val %d samples | %d steps/epoch x %d epochs | trainable %.2fM of %.1fM params",
+            acc.distributed_type, acc.num_processes, len(self.train_records), len(self.val_records),
+            self.stream.micro_per_epoch // self.stream.grad_accum, t.epochs, n_train / 1e6, n_all / 1e6,
+        )  # fmt: skip
+
+    def _register_state_hooks(self) -> None:
+        """Full-state checkpoints hold the trainable weights only (never the frozen 7B LLM / encoders)."""
+        names = {n for n, p in self.model.named_parameters() if p.requires_grad}
+
+        def keep_trainable(models: list, weights: list, output_dir: str) -> None:
+            for i, state in enumerate(weights):
+                weights[i] = {k: v for k, v in state.items() if k in names}
+
+        self.accelerator.register_save_state_pre_hook(keep_trainable)
+
+    def _load_kwargs(self) -> dict[str, Any]:
+        if self.accelerator.state.deepspeed_plugin is not None:
+            return {"load_module_strict": False}
+        return {"strict": False}
+
+    # --- training ------------------------------------------------------------------------------
+    def _make_dataset(self, pass_index: int):
+        from affectgpt.data.dataset import AffectDataset
+
+        dataset = AffectDataset(
+            self.train_records, self.cfg.data, self.cfg.model, self.tokenizer, split="train",
+            seed=int(self.cfg.train.seed), skips=self.skips,
+        )  # fmt: skip
+        dataset.set_epoch(pass_index)
+        return dataset
+
+    def _loss(self, batch: dict[str, Any], n_local: int, n_global: float) -> tuple[torch.Tensor, float]:
+        """(loss to backpropagate, sum of token losses for logging); scaled so the update is the
+        token-mean over the whole step across ranks and micro-batches."""
+        if not batch["names"] or n_local == 0:  # every sample of the batch was skipped
+            return sum(p.sum() for p in _trainable(self.model)) * 0.0, 0.0
+        mean = self.model(batch)
+        scale = n_local * self.accelerator.num_processes * self.stream.grad_accum / max(n_global, 1.0)
+        return mean * scale, float(mean.detach()) * n_local
+
+    def _window(self, batches: Any) -> list[dict[str, Any]]:
+        window = []
+        for _ in range(self.stream.grad_accum):
+            batch = next(batches, None)
+            if batch is None:
+                break
+            window.append(batch)
+        return window
+
+    def train_epoch(self, epoch: int, bar: Any) -> bool:
+        """Train until the end of `epoch`; False when stopped by a signal (state already saved)."""
+        acc, t, st = self.accelerator, self.cfg.train, self.state
+        batches = iterate_epoch(
+            self.stream, epoch, st.micro, self._make_dataset,
+            self._collator(), int(self.cfg.data.num_workers),
+        )  # fmt: skip
+        self.model.train()
+        log = torch.zeros(4, dtype=torch.float64)  # loss sum, target tokens, samples, input tokens
+        throughput = tracking.Throughput()
+        while True:
+            window = self._window(batches)
+            counts = [_count_targets(b) for b in window]
+            flags = torch.tensor([float(sum(counts)), float(self.stop.requested), float(len(window))], device=acc.device)
+            flags = acc.reduce(flags, reduction="sum")
+            if flags[1] > 0 or not window:
+                self._fold(log)
+                if flags[1] > 0:
+                    self.save(kind="interrupt")
+                return not flags[1] > 0
+            if flags[2] != len(window) * acc.num_processes:
+                raise RuntimeError("ranks disagree on the number of micro-batches in a step (data stream bug)")
+            for batch, n_local in zip(window, counts):
+                with acc.accumulate(self.model):
+                    with acc.autocast():
+                        loss, loss_sum = self._loss(batch, n_local, float(flags[0]))
+                    acc.backward(loss)
+                    if acc.sync_gradients and t.max_grad_norm > 0 and acc.state.deepspeed_plugin is None:
+                        acc.clip_grad_norm_(_trainable(self.model), t.max_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                log += torch.tensor([loss_sum, n_local, len(batch["names"]), float(batch["attention_mask"].sum())], dtype=torch.float64)
+                st.micro += 1
+            if not acc.optimizer_step_was_skipped:
+                self.scheduler.step()
+            st.global_step += 1
+            bar.update(1)
+            if st.global_step % max(1, int(t.log_every)) == 0:
+                self._log_step(log, throughput, bar)
+        return True  # pragma: no cover
+
+    def _fold(self, log: torch.Tensor) -> torch.Tensor:
+        """Sum the local counters over ranks into the epoch totals; returns the global counters."""
+        acc, st = self.accelerator, self.state
+        total = acc.reduce(log.to(acc.device), reduction="sum").cpu()
+        st.loss_sum += float(total[0])
+        st.loss_tokens += float(total[1])
+        log.zero_()
+        return total
+
+    def _log_step(self, log: torch.Tensor, throughput: tracking.Throughput, bar: Any) -> None:
+        acc, st = self.accelerator, self.state
+        total = self._fold(log)
+        record = {
+            "step": st.global_step,
+            "epoch_float": st.micro / self.stream.micro_per_epoch,
+            "train/loss": float(total[0] / max(total[1], 1.0)),
+            "train/lr": float(self.scheduler.get_last_lr()[0]),
+            **throughput.rates(float(total[2]), float(total[3])),
+        }
+        if self.main:
+            tracking.append_jsonl(self.run_dir / tracking.TRAIN_LOG_FILE, record)
+            bar.set_postfix(loss=f"{record['train/loss']:.4f}", lr=f"{record['train/lr']:.2e}")
+        if acc.log_with:
+            acc.log({k: v for k, v in record.items() if k.startswith("train/")}, step=st.global_step)
+
+    def _collator(self):
+        from affectgpt.data.dataset import Collator
+
+        return Collator(self.tokenizer, prompt_style=self.cfg.data.prompt_style)
+
+    def _stop_agreed(self) -> bool:
+        flag = torch.tensor([float(self.stop.requested)], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum")[0] > 0)
+
+    # --- validation and saving ---------------------------------------------------------------------
+    def end_epoch(self, epoch: int) -> None:
+        acc, st = self.accelerator, self.state
+        scores, responses, parsed = validate(acc, acc.unwrap_model(self.model), self.val_records, self.cfg, self.tokenizer, self.wheel)
+        record = {
+            "epoch": epoch + 1,
+            "step": st.global_step,
+            "train/loss": st.loss_sum / max(st.loss_tokens, 1.0),
+            **{f"val/{k}": v for k, v in scores.items()},
+        }
+        score = float(record[SCORE_KEY])
+        name = ckpt.epoch_name(epoch + 1)
+        if st.best_score is None or score > st.best_score:
+            st.best_score, st.best_checkpoint = score, name
+        st.history.append({"epoch": epoch + 1, SCORE_KEY: score})
+        st.epoch, st.loss_sum, st.loss_tokens = epoch + 1, 0.0, 0.0
+        st.completed = st.epoch >= int(self.cfg.train.epochs)
+        if self.main:
+            tracking.append_jsonl(self.run_dir / tracking.METRICS_FILE, record)
+            print(tracking.epoch_summary(record), flush=True)
+        if acc.log_with:
+            acc.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=st.global_step)
+        self.save(kind="epoch", predictions=(responses, parsed), record=record)
+
+    def _gathered(self):
+        """Under ZeRO-3 the trainable weights are sharded: gather them (on every rank) to save them."""
+        if not is_zero3(self.accelerator):
+            return contextlib.nullcontext()
+        import deepspeed
+
+        return deepspeed.zero.GatheredParameters(_trainable(self.model), modifier_rank=None)
+
+    def save(self, kind: str, predictions: tuple | None = None, record: dict | None = None) -> Path:
+        """Atomic checkpoint: weights (infer.py format) + accelerate state + trainer.json, manifest last."""
+        from affectgpt.model.checkpoint import save_checkpoint
+
+        acc, st = self.accelerator, self.state
+        name = ckpt.epoch_name(st.epoch) if kind == "epoch" else ckpt.interrupt_name(st.global_step)
+        tmp = self.run_dir / f"{ckpt.TMP_PREFIX}{name}"
+        with self._gathered():
+            if self.main:
+                save_checkpoint(acc.unwrap_model(self.model), self.cfg, tmp)
+        acc.wait_for_everyone()
+        kwargs = {"exclude_frozen_parameters": True} if acc.state.deepspeed_plugin is not None else {}
+        acc.save_state(str(tmp / ckpt.STATE_DIR), **kwargs)
+        acc.wait_for_everyone()
+        final = self.run_dir / name
+        if self.main:
+            if predictions is not None:
+                responses, parsed = predictions
+                write_predictions(tmp / PREDICTIONS_FILE, responses, parsed, [r.name for r in self.val_records])
+            final = ckpt.commit(tmp, {**asdict(st), "kind": kind, "metrics": record})
+            info = {"epoch": st.epoch, "step": st.global_step}
+            ckpt.point(self.run_dir, "last", final, info)
+            if st.best_checkpoint:
+                best = self.run_dir / st.best_checkpoint
+                ckpt.point(self.run_dir, "best", best, {SCORE_KEY: st.best_score, "epoch": int(st.best_checkpoint.split("_")[1])})
+            protect = {final.name, st.best_checkpoint or ""}
+            for path in ckpt.rotate(self.run_dir, int(self.cfg.train.keep_last), protect):
+                logger.info("removed old checkpoint %s", path.name)
+            logger.info("saved %s", final)
+        acc.wait_for_everyone()
+        return final
+
+    # --- driver --------------------------------------------------------------------------------
+    def fit(self) -> Path | None:
+        from tqdm.auto import tqdm
+
+        self.setup()
+        acc, t, st = self.accelerator, self.cfg.train, self.state
+        if st.epoch >= int(t.epochs):
+            logger.info("run already complete (%d epochs); use train.resume=never or another train.run_name to retrain", st.epoch)
+            return self.finish()
+        self.stop.install()
+        bar = tqdm(total=self.total_steps, initial=st.global_step, disable=not self.main, desc="train", dynamic_ncols=True)
+        try:
+            for epoch in range(st.epoch, int(t.epochs)):
+                bar.set_description(f"epoch {epoch + 1}/{t.epochs}")
+                if not self.train_epoch(epoch, bar):
+                    bar.close()
+                    if self.main:
+                        print(f"stopped at step {st.global_step}; resume with the same command (train.resume=auto)", flush=True)
+                    return None
+                assert st.micro == (epoch + 1) * self.stream.micro_per_epoch, "data position out of step"
+                self.end_epoch(epoch)
+                if self._stop_agreed() and epoch + 1 < int(t.epochs):
+                    if self.main:
+                        print(f"stopped after epoch {epoch + 1}; resume with the same command (train.resume=auto)", flush=True)
+                    return None
+        finally:
+            bar.close()
+            self.stop.restore()
+        return self.finish()
+
+    def finish(self) -> Path | None:
+        acc = self.accelerator
+        best = self.run_dir / self.state.best_checkpoint if self.state.best_checkpoint else None
+        if self.main:
+            tracking.plot_curves(self.run_dir)
+            if best is not None:
+                print(f"\nbest checkpoint: {best} ({SCORE_KEY} = {self.state.best_score:.4f})", flush=True)
+                print("next:", flush=True)
+                print(f"  python infer.py --ckpt {best} --dataset OVMERDPlus", flush=True)
+                print(f"  python evaluate.py --results results/{self.cfg.train.run_name} --dataset OVMERDPlus", flush=True)
+        if acc.log_with:
+            acc.end_training()
+        return best
+
+
+def _tracker_kwargs(cfg: Config, run_dir: Path) -> dict[str, Any]:
+    if cfg.train.report_to == "wandb":
+        return {"wandb": {"name": cfg.train.run_name, "dir": str(run_dir)}}
+    return {}
+
+
+def _flat_config(cfg: Config) -> dict[str, Any]:
+    out = {}
+    for section, values in cfg.to_dict().items():
+        for key, value in values.items():
+            out[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return out
+
+
+def train(cfg: Config) -> Path | None:
+    """Run (or resume) training per `cfg`; returns the best checkpoint directory (None if stopped early)."""
+    return Trainer(cfg).fit()
+
+

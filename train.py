@@ -1,0 +1,42 @@
+"""Train AffectGPT: `accelerate launch train.py [--config configs/X.yaml] [section.key=value ...]`.
+
+With no arguments it trains the embedded demo (configs/demo.yaml: tiny models, synthetic data,
+CPU, minutes). The same command runs one process, DDP (CPU/GPU) or DeepSpeed ZeRO-2/3, whatever
+`accelerate launch --config_file configs/accelerate/...` chose; `python train.py` works too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help=f"YAML config (default: {DEMO_CONFIG.relative_to(DEMO_CONFIG.parents[1])})")
+    parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.epochs=3 train.lr=1e-4")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from affectgpt.config import ConfigError, load_config
+    from affectgpt.train.loop import train
+
+    try:
+        cfg = load_config(args.config or DEMO_CONFIG, args.overrides)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+    best = train(cfg)
+    return 0 if best is not None else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
