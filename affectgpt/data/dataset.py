@@ -13,7 +13,7 @@ import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,11 @@ IGNORE_INDEX = -100
 LABEL_TYPES = ("description", "ovlabel", "hybrid")
 ON_ERROR = ("raise", "skip")
 MEDIA_KEYS = ("frames", "faces", "audio")
+# Precomputed frozen-encoder features (feature cache), float32 [T, D] per item; the model skips its encoders.
+FEATURE_KEYS = ("frame_feats", "face_feats", "audio_feats")
+
+if TYPE_CHECKING:
+    from affectgpt.data.feature_cache import FeatureCache
 
 MediaLoader = Callable[[Record, DataConfig], dict[str, np.ndarray]]
 
@@ -62,6 +67,7 @@ class AffectDataset(Dataset):
         seed: int = 42,
         skips: SkipLog | None = None,
         media_loader: MediaLoader | None = None,
+        feature_cache: FeatureCache | None = None,
     ):
         _check_choice("data.label_type", data_cfg.label_type, LABEL_TYPES)
         _check_choice("data.on_error", data_cfg.on_error, ON_ERROR)
@@ -75,6 +81,15 @@ class AffectDataset(Dataset):
         self.seed = seed
         self.skips = skips if skips is not None else SkipLog()
         self.media_loader = media_loader if media_loader is not None else _default_media_loader()
+        # With a feature cache, items carry cached "*_feats" instead of decoded media. Opening checks
+        # the cache fingerprint against these configs and loads its index once (no per-item scans).
+        if feature_cache is None and data_cfg.feature_cache:
+            from affectgpt.data.feature_cache import FeatureCache
+
+            feature_cache = FeatureCache.open(data_cfg.feature_cache, model_cfg, data_cfg)
+        if feature_cache is not None and self.visual_key not in feature_cache.streams:
+            raise ValueError(f"feature cache {feature_cache.folder} holds {sorted(feature_cache.streams)}, not {self.visual_key!r}")
+        self.feature_cache = feature_cache
         self.n_query = prompts.n_query_from_config(model_cfg)
         self.epoch = 0
         self._accesses: Counter = Counter()
@@ -163,6 +178,9 @@ class AffectDataset(Dataset):
                 f"has no {' / '.join(missing)} file, needed by face_or_frame={self.model_cfg.face_or_frame!r}",
                 sample=media_record.name,
             )
+        if self.feature_cache is not None:
+            cached = self.feature_cache.features(media_record)
+            return {self.feature_cache.streams[key]: cached[self.feature_cache.streams[key]] for key in needed}
         # Blank the unused visual stream so the loader does not decode it.
         trimmed = dataclasses.replace(media_record, **({"video": None} if self.visual_key == "faces" else {"face": None}))
         media = self.media_loader(trimmed, self.data_cfg)
@@ -278,14 +296,18 @@ class Collator:
 
     @staticmethod
     def _stack_media(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """frames/faces uint8 [B,8,224,224,3], audio float32 [B,8,32000]; every item must agree."""
+        """frames/faces uint8 [B,8,224,224,3], audio float32 [B,8,32000], cached *_feats float32
+        [B,8,D]; every item must agree."""
         out = {}
-        for key in MEDIA_KEYS:
+        for key in MEDIA_KEYS + FEATURE_KEYS:
             have = [key in it for it in items]
             if not any(have):
                 continue
             if not all(have):
                 names = [it["name"] for it in items if key not in it]
                 raise ValueError(f"batch mixes samples with and without {key!r}: missing in {names}")
-            out[key] = torch.from_numpy(np.stack([np.asarray(it[key]) for it in items]))
+            if isinstance(items[0][key], torch.Tensor):
+                out[key] = torch.stack([it[key] for it in items])
+            else:
+                out[key] = torch.from_numpy(np.stack([np.asarray(it[key]) for it in items]))
         return out
