@@ -3,6 +3,7 @@
   python evaluate.py ew --gt GT --pred PRED [--wheel-dir DIR] [--out OUT.json]
   python evaluate.py unibench --dataset NAME --data-root DIR --pred PRED [--sentiment SENT] [--out OUT.json]
   python evaluate.py unibench --all --data-roots-from CONFIG --results-dir DIR [--out OUT.json]
+  python evaluate.py run --results-dir DIR [--extractor parser|lexicon|llm] [--llm PATH]   # infer.py outputs -> table
 
 Label files: CSV `name,openset` (openset like `[happy, sad]`) or official `-openset.npz`
 (filenames, fileitems). Sentiment files: CSV `name,sentiment` or an npz of the same form.
@@ -114,6 +115,82 @@ def _unibench_all(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_HELP = """\
+Takes infer.py answer files (<DIR>/<Dataset>.jsonl|.csv with their .meta.json, or official name2reason
+<Dataset>.npz) through OV-label extraction to scores: the MER-UniBench table for the nine test sets, EW
+scores for other OV-labelled sets (e.g. the `val` split of a training run, scored exactly as the run
+validated). Extractors: parser (the "emotional state is ..." sentence; default), lexicon (emotion-wheel
+words, offline), llm (the official Qwen2.5-Instruct prompt, --llm PATH). Extraction results are cached
+by content in <DIR>/.extract-cache, so a re-run costs nothing. Derived files and unibench.json/.md go
+to --out-dir (default <DIR>/eval-<extractor>/), in the layout `unibench --all` reads.
+"""
+
+
+def _run_wheel(args: argparse.Namespace, sets: list) -> EmotionWheel:
+    """--wheel-dir; else the training run's own resolution (its stored config); else --config / env / demo opt-in."""
+    from affectgpt.train.validate import resolve_wheel
+
+    if args.wheel_dir:
+        return load_wheel(args.wheel_dir, allow_demo=args.demo_wheel)
+    if args.config:
+        cfg = load_config(args.config)
+        return load_wheel(cfg.eval.wheel_dir or None, data_root=cfg.data.root, allow_demo=args.demo_wheel)
+    stored = next((rs.config for rs in sets if rs.config is not None), None)
+    if stored is not None:
+        return resolve_wheel(stored)
+    return load_wheel(None, allow_demo=args.demo_wheel)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from affectgpt.infer.results import discover, ew_markdown, score_set
+    from affectgpt.labels.extract import LabelExtractor
+
+    sets, notes = discover(args.results_dir)
+    for note in notes:
+        print(f"note: {note}")
+    if not sets:
+        raise ValueError(f"no answer files in {args.results_dir} (expected <Dataset>.jsonl/.csv from infer.py)")
+    wheel = _run_wheel(args, sets)
+    roots = load_config(args.data_roots_from).data.unibench_roots if args.data_roots_from else {}
+    llm_options = {"batch_size": args.llm_batch_size, "max_new_tokens": args.llm_max_new_tokens,
+                   "official_sampling": args.official_sampling, "seed": args.seed, "backend": args.backend}  # fmt: skip
+    extractor = LabelExtractor(
+        args.extractor, cache_dir=args.cache_dir or Path(args.results_dir) / ".extract-cache",
+        wheel_dir=wheel.directory, llm_path=args.llm, llm_options=llm_options,
+    )  # fmt: skip
+    out_dir = Path(args.out_dir or Path(args.results_dir) / f"eval-{args.extractor}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores, ew, extraction, problems = {}, {}, {}, []
+    for rs in sets:
+        try:
+            result, extraction[rs.dataset] = score_set(rs, extractor, wheel, out_dir, roots, args.allow_missing)
+        except (DataError, ValueError, KeyError) as err:
+            problems.append(f"{rs.dataset} ({rs.path.name}): {err}")
+            continue
+        if rs.is_unibench:
+            scores[rs.dataset] = result
+            print(dataset_summary(result) + "\n")
+        else:
+            ew[rs.dataset] = result
+    if problems and not args.partial:
+        raise ValueError("cannot score:\n  " + "\n  ".join(problems) + "\n(--partial scores the rest)")
+    table = unibench_table(scores)
+    table.update(problems=problems, wheel=wheel.name, extractor=args.extractor, ew=ew, extraction=extraction)
+    table["extraction_computed"] = extractor.n_computed
+    parts = [table_markdown(table)] if scores else []
+    parts += [ew_markdown(ew)] if ew else []
+    markdown = "\n\n".join(parts)
+    print(markdown)
+    print(f"extractor: {args.extractor} ({extractor.n_computed} new extraction(s), the rest from the cache)")
+    if wheel.is_demo:
+        print("wheel: demo (not comparable with published scores)")
+    out = Path(args.out) if args.out else out_dir / "unibench.json"
+    write_json(out, table)
+    out.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +228,26 @@ def build_parser() -> argparse.ArgumentParser:
     uni.add_argument("--partial", action="store_true", help="with --all: table of the datasets that can be scored")
     wheel_options(uni)
     uni.set_defaults(func=cmd_unibench)
+
+    run = commands.add_parser(
+        "run", help="infer.py outputs -> OV-label extraction -> MER-UniBench table (and EW scores)",
+        description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    run.add_argument("--results-dir", required=True, help="folder of infer.py answer files")
+    run.add_argument("--extractor", choices=["parser", "lexicon", "llm"], default="parser", help="OV-label extractor")
+    run.add_argument("--llm", help="extractor LLM folder (default models/Qwen2.5-7B-Instruct)")
+    run.add_argument("--llm-batch-size", type=int, default=8, help="prompts per LLM call (official 8)")
+    run.add_argument("--llm-max-new-tokens", type=int, default=512, help="official 512")
+    run.add_argument("--official-sampling", action="store_true", help="LLM: official T 0.7 / top-p 0.8 sampling (default greedy)")
+    run.add_argument("--seed", type=int, default=0, help="LLM sampling seed")
+    run.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"], help="LLM backend")
+    run.add_argument("--config", help="YAML config: eval.wheel_dir / data.root locate the wheel")
+    run.add_argument("--data-roots-from", help="YAML config with data.unibench_roots (for files without .meta.json)")
+    run.add_argument("--out-dir", help="derived files and the table (default <results-dir>/eval-<extractor>)")
+    run.add_argument("--cache-dir", help="extraction cache (default <results-dir>/.extract-cache)")
+    run.add_argument("--partial", action="store_true", help="score what can be scored, list the rest")
+    wheel_options(run)
+    run.set_defaults(func=cmd_run)
     return parser
 
 

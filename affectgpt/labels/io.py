@@ -56,12 +56,11 @@ def write_name_value_csv(path: str | Path, rows: Rows, column: str) -> Path:
 
 
 def read_name_value_csv(path: str | Path, column: str) -> dict[str, str]:
-    """{name: value} from a `name,<column>` CSV; empty cells read as "" (not NaN)."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"name", column} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; found {list(frame.columns)}")
-    return dict(zip(frame["name"], frame[column]))
+    """{name: value} from a `name,<column>` CSV; empty cells read as "" (not NaN). One reader for all
+    result files: `affectgpt.metrics.io.load_name_values` (duplicate or empty names are errors)."""
+    from affectgpt.metrics.io import load_name_values
+
+    return {name: str(value) for name, value in load_name_values(path, column).items()}
 
 
 def write_openset_csv(path: str | Path, rows: Rows) -> Path:
@@ -88,12 +87,7 @@ def write_openset_npz(path: str | Path, rows: Rows) -> Path:
 
 
 def read_openset_npz(path: str | Path) -> dict[str, str]:
-    """{name: item string} from an official-shape `-openset.npz` (or `-openset-sentiment.npz`)."""
-    with np.load(path, allow_pickle=False) as data:
-        missing = {"filenames", "fileitems"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: missing key(s) {sorted(missing)}; found {data.files}")
-        names, items = data["filenames"].tolist(), data["fileitems"].tolist()
-    if len(names) != len(items):
-        raise ValueError(f"{path}: {len(names)} filenames but {len(items)} fileitems")
-    return dict(zip(names, items))
+    """{name: item string} from an official-shape `-openset.npz` (or `-openset-sentiment.npz`), without pickle."""
+    from affectgpt.metrics.io import load_name_values
+
+    return load_name_values(Path(path))

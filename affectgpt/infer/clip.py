@@ -1,0 +1,37 @@
+"""Single-clip inference: `infer.py --ckpt CKPT --video clip.mp4 [--audio a.wav] [--face f.npy] [--subtitle "..."]`.
+
+The clip becomes an ordinary `Record` and goes through the same generation as a dataset, with
+on_error="raise" so a bad file stops with its reason instead of being skipped. Without --audio the
+video's own sound track is used; without --face the model reads frames (see runner.frame_fallback).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from affectgpt.data.records import DataError, Record
+import torch
+
+from affectgpt.infer.generate import GenerationSettings, chunk_seed, generate_answers
+
+
+def clip_record(video: str | Path, audio: str | Path | None = None, face: str | Path | None = None,
+                subtitle: str = "") -> Record:  # fmt: skip
+    """A record for one clip; every given file must exist."""
+    video = Path(video)
+    paths = {"video": video, "audio": Path(audio) if audio else video, "face": Path(face) if face else None}
+    for kind, path in paths.items():
+        if path is not None and not path.is_file():
+            raise DataError(f"{kind} file not found", sample=video.stem, path=path)
+    return Record(name=video.stem, dataset="clip", subtitle=subtitle or "", **paths)
+
+
+def answer_clip(model: Any, tokenizer: Any, cfg: Any, record: Record, question: str,
+                settings: GenerationSettings, autocast: Any = None) -> str:  # fmt: skip
+    """The model's answer for one clip; raises DataError naming the file when its media cannot be read."""
+    cfg.data.on_error = "raise"
+    torch.manual_seed(chunk_seed(settings.seed, [record.name]))
+    single = GenerationSettings(**{**settings.to_dict(), "batch_size": 1})
+    answers = generate_answers(model, [record], cfg, tokenizer, question, single, autocast)
+    return answers[record.name]

@@ -1,0 +1,193 @@
+"""Generate emotion descriptions or OV-label sentences with a trained (or imported official) checkpoint.
+
+  python infer.py --ckpt CKPT_DIR --split val                      # the run's validation samples
+  python infer.py --ckpt CKPT_DIR --split test                     # every MER-UniBench set in data.unibench_roots
+  python infer.py --ckpt CKPT_DIR --dataset OVMERDPlus [--data-root DIR] [--question description]
+  python infer.py --ckpt CKPT_DIR --video clip.mp4 [--audio clip.wav] [--face faces.npy] [--subtitle "..."]
+
+Results: one `name,response` file per dataset (JSONL, or CSV with --out X.csv) plus X.meta.json, by
+default under results/<run>/<checkpoint>/<dataset>.jsonl; `python evaluate.py run --results-dir DIR`
+scores them. Re-running the same command skips the names already written (resume after a stop).
+Decoding is greedy by default (reproducible); --official-sampling gives the official settings
+(sampling, temperature 1, top-p 0.9, 1200 new tokens), seeded by --seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="checkpoint folder (or a training run folder: its best checkpoint)")
+    what = p.add_argument_group("what to answer")
+    what.add_argument("--split", choices=["val", "test"], help="val: the run's validation records; test: MER-UniBench")
+    what.add_argument("--dataset", help="dataset name(s), comma-separated: a MER-UniBench set or a MER2025 label set")
+    what.add_argument("--data-root", help="the dataset's folder (default: data.unibench_roots / data.root of the config)")
+    what.add_argument("--video", help="single-clip mode: answer for this video and print it")
+    what.add_argument("--audio", help="single-clip mode: audio file (default: the video's sound track)")
+    what.add_argument("--face", help="single-clip mode: face crops .npy (default: use video frames)")
+    what.add_argument("--subtitle", default="", help="single-clip mode: the subtitle text")
+    what.add_argument("--question", default="ovlabel", help='"ovlabel" (default), "description", or any question text')
+    gen = p.add_argument_group("generation")
+    gen.add_argument("--batch-size", type=int, help="default: train.val_batch_size for --split val, else eval.batch_size")
+    gen.add_argument("--max-new-tokens", type=int, help="default: train.val_max_new_tokens for --split val, else eval.max_new_tokens")
+    mode = gen.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", action="store_true", help="greedy decoding (the default)")
+    mode.add_argument("--sample", action="store_true", help="sample with --temperature / --top-p")
+    mode.add_argument("--official-sampling", action="store_true",
+                      help="the official settings: sampling, temperature 1.0, top-p 0.9, 1200 new tokens")  # fmt: skip
+    gen.add_argument("--temperature", type=float, help="sampling temperature (implies --sample)")
+    gen.add_argument("--top-p", type=float, help="nucleus sampling mass (implies --sample)")
+    gen.add_argument("--seed", type=int, help="sampling seed (default: train.seed of the config)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", help="results file (.jsonl or .csv) for a single dataset")
+    out.add_argument("--out-dir", help="folder for <dataset>.jsonl files (default results/<run>/<checkpoint>/)")
+    out.add_argument("--official-npz", action="store_true", help="also write the official name2reason .npz")
+    model = p.add_argument_group("model")
+    model.add_argument("--llm", help="local LLM folder (overrides model.llm of the checkpoint config)")
+    model.add_argument("--clip", help="local CLIP folder (overrides model.clip)")
+    model.add_argument("--hubert", help="local HuBERT folder (overrides model.hubert)")
+    model.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides, e.g. data.num_workers=4")
+    return p
+
+
+def settings_from(args: argparse.Namespace, cfg, split: str | None):
+    from affectgpt.infer.generate import GenerationSettings
+
+    val = split == "val"
+    settings = GenerationSettings(
+        batch_size=args.batch_size or (cfg.train.val_batch_size if val else cfg.eval.batch_size),
+        max_new_tokens=args.max_new_tokens or (cfg.train.val_max_new_tokens if val else cfg.eval.max_new_tokens),
+        greedy=True if val else cfg.eval.greedy,
+        temperature=cfg.eval.temperature,
+        top_p=cfg.eval.top_p,
+        seed=cfg.train.seed if args.seed is None else args.seed,
+    )
+    if args.official_sampling:
+        settings.greedy, settings.temperature, settings.top_p = False, 1.0, 0.9
+        settings.max_new_tokens = args.max_new_tokens or 1200
+    if args.sample or args.temperature is not None or args.top_p is not None:
+        settings.greedy = False
+    if args.greedy:
+        settings.greedy = True
+    if args.temperature is not None:
+        settings.temperature = args.temperature
+    if args.top_p is not None:
+        settings.top_p = args.top_p
+    if settings.batch_size < 1 or settings.max_new_tokens < 1:
+        raise ValueError("--batch-size and --max-new-tokens must be >= 1")
+    return settings
+
+
+def run_single_clip(args, cfg, ckpt, question, settings) -> int:
+    from affectgpt.infer.clip import answer_clip, clip_record
+    from affectgpt.infer.runner import autocast_for, frame_fallback, load_model, pick_device
+
+    record = clip_record(args.video, args.audio, args.face, args.subtitle)
+    if not args.face and frame_fallback(cfg):
+        print(f"no --face given: reading video frames ({cfg.model.face_or_frame})", file=sys.stderr)
+    device = pick_device(args.device)
+    model, tokenizer = load_model(cfg, ckpt, device)
+    print(answer_clip(model, tokenizer, cfg, record, question, settings, autocast_for(cfg, device)))
+    return 0
+
+
+def run_datasets(args, cfg, ckpt, question, settings) -> int:
+    from affectgpt.data.records import SkipLog
+    from affectgpt.infer.runner import autocast_for, default_out_dir, load_model, pick_device, select_record_sets
+    from affectgpt.train.loop import StopFlag
+
+    read_skips = SkipLog()
+    datasets = [d.strip() for d in (args.dataset or "").split(",") if d.strip()]
+    sets = select_record_sets(cfg, args.split, datasets, args.data_root, read_skips)
+    if args.out and len(sets) > 1:
+        raise ValueError(f"--out names one file but {len(sets)} datasets are inferred; use --out-dir")
+    out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(cfg, ckpt)
+    device = pick_device(args.device)
+    model, tokenizer = load_model(cfg, ckpt, device)
+    autocast = autocast_for(cfg, device)
+    exit_code = 0
+    stop = StopFlag()  # Ctrl-C / SIGTERM: finish the current batch, keep what is written, exit (twice: at once)
+    stop.install()
+    try:
+        for rs in sets:
+            code = _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenizer, autocast, stop)
+            if code == 130:
+                return code
+            exit_code = max(exit_code, code)
+    finally:
+        stop.restore()
+    if read_skips.total:
+        print(f"not inferred (unreadable when listing the dataset): {read_skips.summary()}", file=sys.stderr)
+        exit_code = 1
+    return exit_code
+
+
+def _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenizer, autocast, stop) -> int:
+    """Answer one dataset into its results file; 0 done, 1 some samples failed, 130 interrupted."""
+    from affectgpt.infer.generate import run_inference
+    from affectgpt.infer.outputs import ResultWriter, write_official_npz
+    from affectgpt.infer.runner import absolute_config
+
+    path = Path(args.out) if args.out else out_dir / f"{rs.label}.jsonl"
+    meta = {
+        "dataset": rs.label, "task": rs.task, "data_root": str(Path(rs.root).resolve()), "split": args.split,
+        "checkpoint": str(ckpt), "question": question,
+        "generation": {k: v for k, v in settings.to_dict().items() if k != "batch_size"},
+        "batch_size": settings.batch_size, "n_records": len(rs.records), "config": absolute_config(cfg),
+    }  # fmt: skip
+    writer = ResultWriter(path, meta)
+    print(f"{rs.label}: {len(rs.records)} samples -> {path}", flush=True)
+    try:
+        report = run_inference(model, tokenizer, cfg, rs.records, writer, question, settings, autocast=autocast,
+                               progress=not args.no_progress, should_stop=lambda: stop.requested)  # fmt: skip
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once (whole batches already written are kept)
+        report = None
+    if report is None or report.stopped:
+        print(f"\ninterrupted: {len(writer.done)} of {len(rs.records)} answers are in {path}; "
+              "re-run the same command to finish the rest", file=sys.stderr)  # fmt: skip
+        return 130
+    print(f"{rs.label}: {report.already_done} already written, {len(report.generated)} generated, "
+          f"{len(report.failed)} failed", flush=True)  # fmt: skip
+    if args.official_npz:
+        print(f"wrote {write_official_npz(path)}")
+    if report.failed:
+        print(f"{rs.label}: could not answer {len(report.failed)} sample(s) ({report.skips.summary()}): "
+              f"{', '.join(report.failed[:20])}; a re-run retries them", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from affectgpt.config import ConfigError
+    from affectgpt.data.records import DataError
+    from affectgpt.infer.generate import resolve_question
+    from affectgpt.infer.runner import checkpoint_config, resolve_checkpoint
+    from affectgpt.model.checkpoint import CheckpointError
+
+    try:
+        if args.video and (args.split or args.dataset):
+            raise ValueError("--video (single clip) cannot be combined with --split / --dataset")
+        ckpt = resolve_checkpoint(args.ckpt)
+        cfg = checkpoint_config(ckpt, args.overrides, args.llm, args.clip, args.hubert)
+        question = resolve_question(args.question)
+        settings = settings_from(args, cfg, args.split)
+        if args.video:
+            return run_single_clip(args, cfg, ckpt, question, settings)
+        return run_datasets(args, cfg, ckpt, question, settings)
+    except (CheckpointError, ConfigError, DataError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
