@@ -31,8 +31,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# The whole workflow on the CPU: train the tiny demo model (generates data/demo on first use), answer the
+# validation split and the nine synthetic MER-UniBench sets, and score both. --demo-wheel: the bundled wheel
+# is used only when no official emotion_wheel/ is found (the output then says so).
 demo: setup
-	$(PY) -m affectgpt.demo
+	$(VENV)/bin/accelerate launch --num_processes 1 train.py
+	$(PY) infer.py --ckpt checkpoints/demo --split val --out-dir results/demo/val
+	$(PY) evaluate.py run --results-dir results/demo/val --demo-wheel
+	$(PY) infer.py --ckpt checkpoints/demo --split test --out-dir results/demo/test
+	$(PY) evaluate.py run --results-dir results/demo/test --extractor parser --demo-wheel
 
 test: setup
 	$(PY) -m pytest -q
@@ -41,4 +48,4 @@ bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) data/demo checkpoints/demo results
+	rm -rf $(VENV) data/demo checkpoints/demo results/demo

@@ -89,6 +89,7 @@ def run_single_clip(args, cfg, ckpt, question, settings) -> int:
     from affectgpt.infer.clip import answer_clip, clip_record
     from affectgpt.infer.runner import autocast_for, frame_fallback, load_model, pick_device
 
+    cfg.data.feature_cache = ""  # a single clip is never in the cache: encode it on the fly
     record = clip_record(args.video, args.audio, args.face, args.subtitle)
     if not args.face and frame_fallback(cfg):
         print(f"no --face given: reading video frames ({cfg.model.face_or_frame})", file=sys.stderr)
@@ -100,8 +101,10 @@ def run_single_clip(args, cfg, ckpt, question, settings) -> int:
 
 def run_datasets(args, cfg, ckpt, question, settings) -> int:
     from affectgpt.data.records import SkipLog
-    from affectgpt.infer.runner import autocast_for, default_out_dir, load_model, pick_device, select_record_sets
-    from affectgpt.train.loop import StopFlag
+    from affectgpt.infer.runner import (
+        autocast_for, default_out_dir, load_model, pick_device, prepare_feature_cache, select_record_sets,
+    )
+    from affectgpt.signals import StopFlag
 
     read_skips = SkipLog()
     datasets = [d.strip() for d in (args.dataset or "").split(",") if d.strip()]
@@ -109,11 +112,12 @@ def run_datasets(args, cfg, ckpt, question, settings) -> int:
     if args.out and len(sets) > 1:
         raise ValueError(f"--out names one file but {len(sets)} datasets are inferred; use --out-dir")
     out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(cfg, ckpt)
+    prepare_feature_cache(cfg, [record for rs in sets for record in rs.records])
     device = pick_device(args.device)
     model, tokenizer = load_model(cfg, ckpt, device)
     autocast = autocast_for(cfg, device)
     exit_code = 0
-    stop = StopFlag()  # Ctrl-C / SIGTERM: finish the current batch, keep what is written, exit (twice: at once)
+    stop = StopFlag("finishing the current batch; the answers written so far are kept")  # twice: at once
     stop.install()
     try:
         for rs in sets:

@@ -35,6 +35,9 @@ class ModelConfig:
     tiny_llm_heads: int = 4
     tiny_llm_kv_heads: int = 2
     tiny_llm_intermediate: int = 128
+    # Std of the tiny LLM's frozen random output layer. Real LLMs have a pretrained head; a random one at
+    # the usual 0.02 caps every logit margin near 1, so LoRA alone cannot make any token likely. 0 = HF default.
+    tiny_llm_head_std: float = 0.5
     tiny_encoder_hidden: int = 48
     tiny_encoder_layers: int = 2
     tiny_clip_projection: int = 32

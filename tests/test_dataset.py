@@ -173,6 +173,39 @@ def test_hybrid_reproducible_and_varied(records, tok):
     assert item["prompt"] == FACE_PROMPT.format(sub=SUBTITLES[0], q=question)
 
 
+
+def test_set_epoch_restarts_the_access_counts(records, tok):
+    """A draw depends on (seed, epoch, index, access within the epoch), not on earlier epochs' accesses."""
+
+    def epoch_draws(ds, epoch, n=12):
+        ds.set_epoch(epoch)
+        return [ds[i % 3]["label_type"] for i in range(n)]
+
+    reused = make(records, tok, label_type="hybrid", loader=text_only_loader)
+    first = [epoch_draws(reused, 0), epoch_draws(reused, 1)]
+    assert epoch_draws(reused, 0) == first[0]  # the same epoch again draws the same
+    assert epoch_draws(reused, 1) == first[1]
+    fresh = make(records, tok, label_type="hybrid", loader=text_only_loader)
+    assert epoch_draws(fresh, 1) == first[1]  # a fresh dataset (one per pass in the trainer) agrees
+
+
+def test_evaluation_question(records, tok):
+    """question=None asks the OV-label question (target kept for scoring); another question has no target."""
+    data_cfg = DataConfig(label_type="description")
+    default = AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader)[0]
+    explicit = AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader,
+                             question=OV_Q)[0]  # fmt: skip
+    assert default["prompt"] == explicit["prompt"] == FACE_PROMPT.format(sub=SUBTITLES[0], q=OV_Q)
+    assert default["target"] == explicit["target"] == "The character's emotional state is happy, excited.###"
+    asked = AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader,
+                          question=DESC_Q)[0]  # fmt: skip
+    assert asked["prompt"] == FACE_PROMPT.format(sub=SUBTITLES[0], q=DESC_Q)
+    assert asked["target"] == "" and asked["target_ids"] == [] and asked["label_type"] == "question"
+    with pytest.raises(ValueError, match="evaluation splits"):
+        AffectDataset(records, data_cfg, ModelConfig(), tok, split="train", question=DESC_Q)
+    with pytest.raises(ValueError, match="empty"):
+        AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", question="  ")
+
 def test_overlong_sample_error_and_skip(records, tok):
     ds = make(records, tok, label_type="ovlabel", loader=text_only_loader, on_error="raise", max_length=80)
     with pytest.raises(DataError) as err:

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from affectgpt.config import load_config
 from affectgpt.data import prompts
 from affectgpt.data.safe_npz import load_npz_object
 from affectgpt.data.synthetic import generate, write_unibench
-from affectgpt.infer.generate import GenerationSettings, QuestionDataset, chunk_seed, resolve_question
+from affectgpt.data.dataset import AffectDataset
+from affectgpt.infer.generate import GenerationSettings, chunk_seed, resolve_question
 from affectgpt.infer.outputs import read_meta, read_responses
 from affectgpt.infer.runner import resolve_checkpoint
 
@@ -47,6 +49,7 @@ def ckpt(data_root: Path, tmp_path_factory) -> Path:
     cfg = load_config(REPO / "configs" / "demo.yaml", [
         f"data.root={data_root}", f"data.unibench_roots={{OVMERDPlus: {data_root}/unibench/OVMERDPlus}}",
         f"eval.wheel_dir={OFFICIAL}", "eval.max_new_tokens=5", "eval.batch_size=1",
+        "data.feature_cache=",  # decode media here: the demo's training feature cache does not hold these sets
     ])  # fmt: skip
     model, _ = build_model(cfg)
     return save_checkpoint(model, cfg, tmp_path_factory.mktemp("run") / "epoch_0001")
@@ -151,7 +154,7 @@ def test_questions_reach_the_prompt(ckpt: Path, data_root: Path) -> None:
         resolve_question("  ")
     cfg = load_config(ckpt / "config.yaml")
     records = read_unibench("OVMERDPlus", data_root / "unibench" / "OVMERDPlus")[:1]
-    dataset = QuestionDataset(records, cfg.data, cfg.model, load_tokenizer(cfg.model), split="test", question="Why?")
+    dataset = AffectDataset(records, cfg.data, cfg.model, load_tokenizer(cfg.model), split="test", question="Why?")
     item = dataset[0]
     assert item["prompt"].endswith("Why? ###Assistant: ") and records[0].subtitle in item["prompt"]
     assert item["target"] == "" and prompts.OVLABEL_QUESTION not in item["prompt"]
@@ -182,3 +185,33 @@ def test_run_directory_resolves_to_its_best_checkpoint(ckpt: Path, tmp_path: Pat
     assert resolve_checkpoint(ckpt) == ckpt.resolve()
     with pytest.raises(Exception, match="not a checkpoint"):
         resolve_checkpoint(tmp_path)
+
+
+def test_generate_responses_batches_first_answers_and_stop(ckpt: Path, data_root: Path) -> None:
+    """The shared generation loop: filler repeats keep the first answer, on_batch sees each name once, a stop
+    ends it after the current batch."""
+    from affectgpt.data.unibench import read_unibench
+    from affectgpt.infer.runner import load_model
+    from affectgpt.train.data import shard
+    from affectgpt.train.validate import generate_responses
+
+    cfg = load_config(ckpt / "config.yaml")
+    model, tokenizer = load_model(cfg, ckpt, torch.device("cpu"))
+    records = read_unibench("OVMERDPlus", data_root / "unibench" / "OVMERDPlus")[:3]
+    padded, n_real = shard(records, 0, 1, 2)  # [r0, r1, r2, r0]: the last batch filled up
+    assert n_real == 3 and [r.name for r in padded] == [r.name for r in records + records[:1]]
+    kw = {"batch_size": 2, "max_new_tokens": 3, "question": "Why?"}
+    batches: list[tuple[list[str], dict[str, str]]] = []
+    answers = generate_responses(model, padded, cfg, tokenizer, **kw,
+                                 on_batch=lambda recs, ans: batches.append(([r.name for r in recs], dict(ans))))  # fmt: skip
+    names = [r.name for r in records]
+    assert [b[0] for b in batches] == [names[:2], names[2:]]  # the filler r0 is not reported again
+    assert {k: v for _, ans in batches for k, v in ans.items()} == answers and list(answers) == names
+    first_batch = generate_responses(model, records[:2], cfg, tokenizer, **kw)
+    assert {n: answers[n] for n in names[:2]} == first_batch  # r0's answer is from its own batch
+    stopped: list[list[str]] = []
+    model.train()  # generation runs in eval mode and restores the mode it found
+    partial = generate_responses(model, padded, cfg, tokenizer, **kw, should_stop=lambda: True,
+                                 on_batch=lambda recs, ans: stopped.append([r.name for r in recs]))  # fmt: skip
+    assert stopped == [names[:2]] and partial == first_batch
+    assert model.training

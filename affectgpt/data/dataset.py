@@ -53,8 +53,9 @@ class AffectDataset(Dataset):
 
     split "train": the target is the description, the OV-label sentence, or (hybrid) either one,
     drawn per access from an RNG seeded by (seed, epoch, index, access count), so draws do not
-    depend on which DataLoader worker serves the item. Any other split uses the OV-label question
-    and keeps the OV-label answer (when known) only as `target` text/ids for scoring.
+    depend on which DataLoader worker serves the item. Any other split asks `question` (default:
+    the OV-label question); when that is the OV-label question, the OV-label answer (when known) is
+    kept as `target` text/ids for scoring, otherwise the target is empty.
     """
 
     def __init__(
@@ -68,11 +69,17 @@ class AffectDataset(Dataset):
         skips: SkipLog | None = None,
         media_loader: MediaLoader | None = None,
         feature_cache: FeatureCache | None = None,
+        question: str | None = None,
     ):
         _check_choice("data.label_type", data_cfg.label_type, LABEL_TYPES)
         _check_choice("data.on_error", data_cfg.on_error, ON_ERROR)
         _check_choice("data.prompt_style", data_cfg.prompt_style, prompts.PROMPT_STYLES)
         self.visual_key = prompts.check_mode(model_cfg.face_or_frame)
+        if question is not None and split == "train":
+            raise ValueError("question= is for evaluation splits; training asks the question of data.label_type")
+        if question is not None and not question.strip():
+            raise ValueError("question is empty")
+        self.question = question.strip() if question is not None else prompts.QUESTIONS["ovlabel"]
         self.records = list(records)
         self.data_cfg = data_cfg
         self.model_cfg = model_cfg
@@ -112,9 +119,12 @@ class AffectDataset(Dataset):
         return pairing
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the hybrid-target draws for a new epoch. Workers hold copies of the dataset, so call
-        it before creating the epoch's DataLoader iterator (not with persistent_workers)."""
+        """Change the hybrid-target draws for a new epoch and restart the per-index access counts, so a
+        draw depends only on (seed, epoch, index, access within the epoch), not on earlier epochs.
+        Workers hold copies of the dataset, so call it before creating the epoch's DataLoader iterator
+        (not with persistent_workers)."""
         self.epoch = epoch
+        self._accesses.clear()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -146,7 +156,8 @@ class AffectDataset(Dataset):
         return rng.choice(("description", "ovlabel"))
 
     def _text(self, index: int, record: Record) -> tuple[str, str, str]:
-        """(prompt, target, label_type); target is "" at inference when no OV labels are known."""
+        """(prompt, target, label_type); outside training the target is "" unless the OV-label question
+        is asked and the OV labels are known; label_type is "question" for any other question."""
         if not isinstance(record.subtitle, str):
             raise DataError(f"subtitle is {type(record.subtitle).__name__}, not text", sample=record.name)
         style = self.data_cfg.prompt_style
@@ -154,10 +165,12 @@ class AffectDataset(Dataset):
             label_type = self._choose_label_type(index, record)
             answer = record.description.strip() if label_type == "description" else prompts.ovlabel_answer(record.ovlabels)
             target = prompts.build_target(answer, style)
-        else:
-            label_type = "ovlabel"
+            question = prompts.QUESTIONS[label_type]
+        elif self.question == prompts.QUESTIONS["ovlabel"]:
+            label_type, question = "ovlabel", self.question
             target = prompts.build_target(prompts.ovlabel_answer(record.ovlabels), style) if record.ovlabels is not None else ""
-        question = prompts.QUESTIONS[label_type]
+        else:
+            label_type, question, target = "question", self.question, ""
         prompt = prompts.build_prompt(
             self.model_cfg.face_or_frame, record.subtitle, question, self.n_query, style, self.tokenizer
         )

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from affectgpt.data.records import DataError, Record
-import torch
-
-from affectgpt.infer.generate import GenerationSettings, chunk_seed, generate_answers
+from affectgpt.infer.generate import GenerationSettings, generate_answers
 
 
 def clip_record(video: str | Path, audio: str | Path | None = None, face: str | Path | None = None,
@@ -31,7 +29,6 @@ def answer_clip(model: Any, tokenizer: Any, cfg: Any, record: Record, question: 
                 settings: GenerationSettings, autocast: Any = None) -> str:  # fmt: skip
     """The model's answer for one clip; raises DataError naming the file when its media cannot be read."""
     cfg.data.on_error = "raise"
-    torch.manual_seed(chunk_seed(settings.seed, [record.name]))
     single = GenerationSettings(**{**settings.to_dict(), "batch_size": 1})
     answers = generate_answers(model, [record], cfg, tokenizer, question, single, autocast)
     return answers[record.name]

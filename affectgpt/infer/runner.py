@@ -75,10 +75,19 @@ def load_model(cfg: Config, ckpt: Path, device: torch.device) -> tuple[Any, Any]
     """(AffectGPT with the checkpoint's trainable weights, tokenizer), in eval mode on `device`."""
     from affectgpt.model.build import build_model
 
-    model, tokenizer = build_model(cfg)
+    # With a feature cache every sample's encoder outputs are read from disk: no encoders needed.
+    model, tokenizer = build_model(cfg, with_encoders=not cfg.data.feature_cache)
     load_checkpoint(model, ckpt)
     model.to(device).eval()
     return model, tokenizer
+
+
+def prepare_feature_cache(cfg: Config, records: list[Record]) -> None:
+    """data.feature_cache set: encode whatever of `records` is not cached yet (fingerprint-checked)."""
+    if cfg.data.feature_cache:
+        from affectgpt.cache import build_cache
+
+        build_cache(cfg, records)
 
 
 def autocast_for(cfg: Config, device: torch.device) -> Callable | None:

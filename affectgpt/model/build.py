@@ -142,6 +142,8 @@ def build_llm(m: ModelConfig, seed: int = SEED) -> nn.Module:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             llm = AutoModelForCausalLM.from_config(tiny_config("llm", m))
+            if m.tiny_llm_head_std > 0:
+                torch.nn.init.normal_(llm.get_output_embeddings().weight, std=m.tiny_llm_head_std)
         llm = llm.to(dtype)
     else:
         llm = AutoModelForCausalLM.from_pretrained(str(model_folder(m, "llm")), local_files_only=True, dtype=dtype)

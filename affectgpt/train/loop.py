@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from accelerate.utils import broadcast_object_list, set_seed
 
 from affectgpt.config import Config, format_config
 from affectgpt.data.records import SkipLog
+from affectgpt.signals import StopFlag
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
 from affectgpt.train.data import BatchStream, demo_data_root, iterate_epoch, load_records
@@ -49,30 +49,6 @@ class TrainerState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class StopFlag:
-    """SIGTERM / SIGINT set a flag; the loop saves at the next step boundary and exits (a second Ctrl-C aborts)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        logger.warning("received %s: saving a resumable state at the next step boundary", signal.Signals(signum).name)
-        signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. embedded use): no graceful stop
-                pass
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def _count_targets(batch: dict[str, Any]) -> int:
     labels = batch.get("labels")
     return int((labels[:, 1:] != IGNORE_INDEX).sum()) if labels is not None else 0
@@ -91,7 +67,7 @@ class Trainer:
         acc = self.accelerator
         self.main = acc.is_main_process
         logging.basicConfig(level=logging.INFO if self.main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        self.stop = StopFlag()
+        self.stop = StopFlag("saving a resumable state at the next step boundary")
         self.state = TrainerState()
         self.skips = SkipLog()
 
@@ -126,8 +102,10 @@ class Trainer:
         self.train_records, self.val_records = load_records(cfg.data, self.skips)
         from affectgpt.model.build import build_model
 
+        self.feature_cache = self._feature_cache()
         set_seed(t.seed)  # identical initial weights on every rank
-        model, self.tokenizer = build_model(cfg)
+        # With a feature cache the frozen encoders are never run again: leave them out of the model.
+        model, self.tokenizer = build_model(cfg, with_encoders=self.feature_cache is None)
         self.stream = BatchStream(
             n_samples=len(self.train_records), batch_size=int(t.batch_size), world_size=acc.num_processes,
             rank=acc.process_index, seed=int(t.seed), grad_accum=max(1, int(t.grad_accum)),
@@ -159,6 +137,18 @@ class Trainer:
             self.stream.micro_per_epoch // self.stream.grad_accum, t.epochs, n_train / 1e6, n_all / 1e6,
         )  # fmt: skip
 
+    def _feature_cache(self):
+        """data.feature_cache: encode train + val media once (ranks share the work), then read features."""
+        if not self.cfg.data.feature_cache:
+            return None
+        from affectgpt.cache import ensure_cache
+
+        acc = self.accelerator
+        return ensure_cache(
+            self.cfg, self.train_records + self.val_records, rank=acc.process_index, world=acc.num_processes,
+            barrier=acc.wait_for_everyone, progress=self.main,
+        )  # fmt: skip
+
     def _register_state_hooks(self) -> None:
         """Full-state checkpoints hold the trainable weights only (never the frozen 7B LLM / encoders)."""
         names = {n for n, p in self.model.named_parameters() if p.requires_grad}
@@ -180,7 +170,7 @@ class Trainer:
 
         dataset = AffectDataset(
             self.train_records, self.cfg.data, self.cfg.model, self.tokenizer, split="train",
-            seed=int(self.cfg.train.seed), skips=self.skips,
+            seed=int(self.cfg.train.seed), skips=self.skips, feature_cache=self.feature_cache,
         )  # fmt: skip
         dataset.set_epoch(pass_index)
         return dataset
@@ -380,8 +370,11 @@ class Trainer:
             if best is not None:
                 print(f"\nbest checkpoint: {best} ({SCORE_KEY} = {self.state.best_score:.4f})", flush=True)
                 print("next:", flush=True)
-                print(f"  python infer.py --ckpt {best} --dataset OVMERDPlus", flush=True)
-                print(f"  python evaluate.py --results results/{self.cfg.train.run_name} --dataset OVMERDPlus", flush=True)
+                results = Path("results") / self.cfg.train.run_name / best.name
+                print(f"  python infer.py --ckpt {best} --split val          # validation answers -> {results}", flush=True)
+                print(f"  python evaluate.py run --results-dir {results}     # the same EW score as above", flush=True)
+                if self.cfg.data.unibench_roots:
+                    print(f"  python infer.py --ckpt {best} --split test         # the MER-UniBench test sets", flush=True)
         if acc.log_with:
             acc.end_training()
         return best
