@@ -60,7 +60,7 @@ def trained_run(tmp_path_factory) -> Path:
         "data.root": data, "data.val_fraction": 0.2, "data.label_type": "ovlabel", "data.val_max_samples": 3,
         "train.output_dir": out, "train.run_name": "t", "train.epochs": 1, "train.iters_per_epoch": 2,
         "train.batch_size": 2, "train.lr": 1e-3, "train.val_batch_size": 2, "train.val_max_new_tokens": 6,
-        "eval.wheel_dir": OFFICIAL,
+        "eval.wheel_dir": OFFICIAL, "data.feature_cache": data / "feature_cache",
     }  # fmt: skip
     sh([REPO / "train.py", *(f"{k}={v}" for k, v in overrides.items())])
     return out / "t"

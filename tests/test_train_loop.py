@@ -33,6 +33,7 @@ def overrides(data_root: Path, out: Path, run: str, **extra) -> list[str]:
         "train.output_dir": out, "train.run_name": run, "train.epochs": 2, "train.iters_per_epoch": 2,
         "train.batch_size": 2, "train.lr": 1e-3, "train.log_every": 1, "train.val_batch_size": 4,
         "train.val_max_new_tokens": 6, "train.keep_last": 2,
+        "data.feature_cache": data_root / "feature_cache",  # decode + encode once for every run of the module
     }  # fmt: skip
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
