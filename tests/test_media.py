@@ -260,3 +260,35 @@ def test_corrupt_and_pickled_npy(tmp_path):
     with pytest.raises(DataError) as info:
         load_faces(pickled)
     assert_names(info.value, pickled, "cannot read face array", None)
+
+
+@pytest.mark.parametrize("subtype, channels, rate", [("PCM_16", 1, 16000), ("PCM_24", 2, 16000), ("FLOAT", 1, 22050)])
+def test_wav_soundfile_and_torchaudio_paths_agree(tmp_path, subtype, channels, rate):
+    """The fast soundfile path for .wav gives exactly the samples (and clips) of the FFmpeg path."""
+    from affectgpt.data.media import _decode_audio
+
+    rng = np.random.default_rng(1)
+    data = np.clip(rng.normal(0, 0.3, (int(2.5 * rate), channels)), -1, 1).astype(np.float32)
+    path = write_wav(tmp_path / "noise.wav", data, rate=rate, subtype=subtype)
+    fast, fast_rate = _decode_audio(path, backend="soundfile")
+    slow, slow_rate = _decode_audio(path, backend="torchaudio")
+    assert fast_rate == slow_rate == rate and fast.shape == slow.shape == (channels, len(data))
+    np.testing.assert_array_equal(fast, slow)
+    auto, _ = _decode_audio(path)
+    np.testing.assert_array_equal(auto, fast)
+    clips = load_audio_clips(path, n_clips=4)
+    mono = slow.mean(axis=0)
+    if rate != 16000:
+        import torch
+        import torchaudio.functional as F
+
+        mono = F.resample(torch.from_numpy(mono), rate, 16000).numpy()
+    want = np.stack([np.pad(mono, (0, max(0, 32000 - len(mono))))[s : s + 32000] for s in clip_starts(len(mono), 4, 32000)])
+    np.testing.assert_array_equal(clips, want)
+
+
+def test_unknown_audio_backend(tmp_path):
+    from affectgpt.data.media import _decode_audio
+
+    with pytest.raises(ValueError, match="backend"):
+        _decode_audio(write_wav(tmp_path / "a.wav", np.zeros(100, dtype=np.float32)), backend="sox")
