@@ -32,6 +32,7 @@ from safetensors import safe_open
 from safetensors.torch import save
 
 from affectgpt.data.records import DataError, Record
+from affectgpt.manifest import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +129,6 @@ def media_signature(record: Record, streams: list[str]) -> list[list[Any]]:
         except OSError:
             out.append([stream, str(path), -1, -1])
     return out
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -246,7 +239,7 @@ class FeatureCache:
         {shard: reason} of the dropped shards."""
         self._check_shard_sizes()
         for name, info in self.shards.items():
-            if name not in self.bad_shards and _sha256(self.folder / "shards" / name) != info["sha256"]:
+            if name not in self.bad_shards and sha256_file(self.folder / "shards" / name) != info["sha256"]:
                 self.bad_shards[name] = "sha256 differs from the index (corrupt)"
         bad = dict(self.bad_shards)
         for name, reason in bad.items():

@@ -13,7 +13,6 @@ old checkpoint or the complete new one; the manifest catches truncation and corr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from affectgpt.config import Config, load_config
+from affectgpt.manifest import ManifestError, verify_manifest, write_manifest
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -37,14 +37,6 @@ FORMAT = "affectgpt-checkpoint-v1"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is incomplete, corrupted or does not fit the model; names the file/keys."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tensors_for_saving(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -75,13 +67,7 @@ def write_checkpoint(
         save_file(_tensors_for_saving(projector_state), str(tmp / PROJECTORS), metadata={"format": "pt"})
         if cfg is not None:
             cfg.save(tmp / CONFIG)
-        files = {
-            p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(tmp.iterdir()) if p.is_file()
-        }
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump({"format": FORMAT, "files": files}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
+        write_manifest(tmp, MANIFEST, format=FORMAT)
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         if out_dir.exists():
             os.rename(out_dir, old)
@@ -100,27 +86,10 @@ def save_checkpoint(model: Any, cfg: Config | None, out_dir: str | Path) -> Path
 
 def verify_checkpoint(ckpt_dir: str | Path) -> dict[str, Any]:
     """Check the manifest: every listed file present, of the right size and sha256."""
-    ckpt_dir = Path(ckpt_dir)
-    manifest_path = ckpt_dir / MANIFEST
-    if not ckpt_dir.is_dir():
-        raise CheckpointError(f"{ckpt_dir}: checkpoint folder not found")
-    if not manifest_path.is_file():
-        raise CheckpointError(f"{manifest_path}: missing; the checkpoint was not completely written (interrupted save?)")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{manifest_path}: unreadable manifest ({err})") from err
-    for name, info in files.items():
-        path = ckpt_dir / name
-        if not path.is_file():
-            raise CheckpointError(f"{path}: listed in {MANIFEST} but missing")
-        size = path.stat().st_size
-        if size != info["bytes"]:
-            raise CheckpointError(f"{path}: truncated or altered ({size} bytes, expected {info['bytes']})")
-        if _sha256(path) != info["sha256"]:
-            raise CheckpointError(f"{path}: corrupted (sha256 differs from {MANIFEST})")
-    return manifest
+        return verify_manifest(ckpt_dir, MANIFEST, "checkpoint")
+    except ManifestError as err:
+        raise CheckpointError(str(err)) from None
 
 
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:

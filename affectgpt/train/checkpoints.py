@@ -16,7 +16,6 @@ manifest and falls back, with a warning, to the newest checkpoint that verifies.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from affectgpt.manifest import ManifestError, verify_manifest, write_json_atomic, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -47,52 +48,12 @@ def interrupt_name(step: int) -> str:
     return f"interrupt_{step:08d}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a sibling temp file, fsync, then rename: readers see the old or the new file."""
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def write_manifest(directory: Path) -> dict[str, Any]:
-    """Record every file (size + sha256) in MANIFEST; written last, it is what marks a checkpoint complete."""
-    files = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
-        files[path.relative_to(directory).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256(path)}
-    manifest = {"format": 1, "files": files}
-    write_json_atomic(directory / MANIFEST, manifest)
-    return manifest
-
-
 def verify(directory: Path) -> dict[str, Any]:
     """The trainer state of a complete, intact checkpoint; CheckpointError naming the problem otherwise."""
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise CheckpointError(f"{directory}: no {MANIFEST} (the save did not finish)")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{manifest_path}: unreadable manifest ({err})") from err
-    for rel, meta in files.items():
-        path = directory / rel
-        if not path.is_file():
-            raise CheckpointError(f"{directory}: missing file {rel}")
-        if path.stat().st_size != meta["size"]:
-            raise CheckpointError(f"{directory}: {rel} has {path.stat().st_size} bytes, expected {meta['size']}")
-        if _sha256(path) != meta["sha256"]:
-            raise CheckpointError(f"{directory}: {rel} is corrupt (checksum mismatch)")
+        files = verify_manifest(directory, MANIFEST, "checkpoint")["files"]
+    except ManifestError as err:
+        raise CheckpointError(str(err)) from None
     if TRAINER_STATE not in files or not any(f.startswith(STATE_DIR + "/") for f in files):
         raise CheckpointError(f"{directory}: not a training checkpoint (no {TRAINER_STATE} or {STATE_DIR}/)")
     return json.loads((directory / TRAINER_STATE).read_text(encoding="utf-8"))
@@ -150,7 +111,7 @@ def begin(run_dir: Path, name: str) -> Path:
 def commit(tmp: Path, trainer_state: dict[str, Any]) -> Path:
     """Write trainer.json and the manifest (last), then rename the temp dir to its final name."""
     write_json_atomic(tmp / TRAINER_STATE, trainer_state)
-    write_manifest(tmp)
+    write_manifest(tmp, MANIFEST)
     final = tmp.with_name(tmp.name[len(TMP_PREFIX) :])
     if final.exists():
         shutil.rmtree(final)
