@@ -28,7 +28,7 @@ from test_metrics_examples import (
 from test_metrics_unibench import build_cmumosi, build_meld, build_mer2023, build_ovmerdplus
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL = REPO.parent / "shared" / "emotion_wheel"
+OFFICIAL = (REPO.parent / "shared" / "emotion_wheel").resolve()  # the CLI reports resolved paths
 _spec = importlib.util.spec_from_file_location("evaluate_cli", REPO / "evaluate.py")
 evaluate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(evaluate)

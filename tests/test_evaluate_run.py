@@ -31,7 +31,7 @@ from affectgpt.model.tokenizer import ensure_qwen25_tokenizer
 from affectgpt.train.data import load_records
 
 REPO = Path(__file__).resolve().parents[1]
-OFFICIAL = REPO.parent / "shared" / "emotion_wheel"
+OFFICIAL = (REPO.parent / "shared" / "emotion_wheel").resolve()  # the CLI reports resolved paths
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
 _spec = importlib.util.spec_from_file_location("evaluate_cli_run", REPO / "evaluate.py")
 evaluate = importlib.util.module_from_spec(_spec)
