@@ -250,7 +250,7 @@ def resolve_wheel_dir(
             missing = [n for n in WHEEL_FILES if not (path / n).is_file()]
             raise WheelError(f"wheel directory {path} lacks {missing} (the files come from {OFFICIAL_SOURCE})")
         return path, path.resolve() == DEMO_WHEEL_DIR
-    searched = [f"--wheel-dir / eval.wheel_dir (not set)"]
+    searched = ["--wheel-dir / eval.wheel_dir (not set)"]
     env = os.environ.get(ENV_VAR, "")
     if env:
         if _has_wheel_files(Path(env)):

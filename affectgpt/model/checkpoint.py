@@ -13,7 +13,6 @@ old checkpoint or the complete new one; the manifest catches truncation and corr
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path

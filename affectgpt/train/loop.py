@@ -337,7 +337,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.setup()
-        acc, t, st = self.accelerator, self.cfg.train, self.state
+        t, st = self.cfg.train, self.state
         if st.epoch >= int(t.epochs):
             logger.info("run already complete (%d epochs); use train.resume=never or another train.run_name to retrain", st.epoch)
             return self.finish()
