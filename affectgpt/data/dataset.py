@@ -137,9 +137,7 @@ class AffectDataset(Dataset):
         try:
             return self._build(index, record)
         except DataError as err:
-            if self.data_cfg.on_error == "raise":
-                raise
-            self.skips.add(err)
+            self.skips.absorb(err, self.data_cfg.on_error)
             return None
 
     # -- text -------------------------------------------------------------------------------------

@@ -200,9 +200,7 @@ def read_mer2025(
             if check_media:
                 _check_media(record, videos, audios)
         except DataError as err:
-            if on_error == "raise":
-                raise
-            skips.add(err)
+            skips.absorb(err, on_error)
             continue
         if not record.subtitle:
             report.empty_subtitles.append(name)

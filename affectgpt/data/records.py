@@ -57,6 +57,12 @@ class SkipLog:
             self.examples[error.reason].append(str(error))
         logger.warning("skipped %s", error)
 
+    def absorb(self, error: DataError, on_error: str) -> None:
+        """The one skip policy: re-raise under on_error="raise", otherwise count and log the skip."""
+        if on_error == "raise":
+            raise error
+        self.add(error)
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

@@ -212,9 +212,7 @@ def read_unibench(
                 record.audio = root / spec.audio_dirs[0] / f"{sample}.wav"
                 record.face = root / spec.face_dir / f"{sample}.npy"
         except DataError as err:
-            if on_error == "raise":
-                raise
-            skips.add(err)
+            skips.absorb(err, on_error)
             continue
         if not record.subtitle:
             report.empty_subtitles.append(sample)
