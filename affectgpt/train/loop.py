@@ -128,7 +128,8 @@ class Trainer:
         else:
             set_seed(t.seed + acc.process_index)  # official: seed + rank (dropout, augmentation)
         if acc.log_with:
-            acc.init_trackers("affectgpt", config=_flat_config(cfg), init_kwargs=_tracker_kwargs(cfg, self.run_dir))
+            kwargs = tracking.tracker_kwargs(cfg, self.run_dir)
+            acc.init_trackers("affectgpt", config=tracking.flat_config(cfg), init_kwargs=kwargs)
         n_train = sum(p.numel() for p in _trainable(model))
         n_all = sum(p.numel() for p in model.parameters())
         logger.info(
@@ -378,20 +379,6 @@ class Trainer:
         if acc.log_with:
             acc.end_training()
         return best
-
-
-def _tracker_kwargs(cfg: Config, run_dir: Path) -> dict[str, Any]:
-    if cfg.train.report_to == "wandb":
-        return {"wandb": {"name": cfg.train.run_name, "dir": str(run_dir)}}
-    return {}
-
-
-def _flat_config(cfg: Config) -> dict[str, Any]:
-    out = {}
-    for section, values in cfg.to_dict().items():
-        for key, value in values.items():
-            out[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return out
 
 
 def train(cfg: Config) -> Path | None:

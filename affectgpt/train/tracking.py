@@ -17,6 +17,22 @@ PLOT_FILE = "training_curves.png"
 PLOT_SCORES = ("val/avg-L1/f1", "val/avg-L2/f1", "val/M-avg")
 
 
+def tracker_kwargs(cfg: Any, run_dir: Path) -> dict[str, Any]:
+    """init_kwargs for accelerate's trackers: wandb writes (offline by default) into the run directory."""
+    if cfg.train.report_to == "wandb":
+        return {"wandb": {"name": cfg.train.run_name, "dir": str(run_dir)}}
+    return {}
+
+
+def flat_config(cfg: Any) -> dict[str, Any]:
+    """The config as flat `section.key` scalars, the form trackers store hyper-parameters in."""
+    out = {}
+    for section, values in cfg.to_dict().items():
+        for key, value in values.items():
+            out[f"{section}.{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return out
+
+
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
