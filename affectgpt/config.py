@@ -64,6 +64,9 @@ class ModelConfig:
     max_length: int = 1024
     # Trade compute for activation memory on long prompts (7B on small GPUs).
     gradient_checkpointing: bool = False
+    # Vocabulary rows per chunk of the fused loss through the frozen output layer (model/fused_loss.py):
+    # never builds the [targets, 151,936] logits; equal to the plain loss. 0 = plain HF-style loss.
+    loss_vocab_chunk: int = 2048
 
 
 @dataclass

@@ -24,7 +24,9 @@ GIB = 1024**3
 ACT_HIDDEN_TENSORS = 10
 ACT_KV_TENSORS = 2
 ACT_INTERMEDIATE_TENSORS = 4
-# Fraction of the sequence that is target tokens (lm_head runs only there): fp32 logits + their grad.
+# Fraction of the sequence that is target tokens (lm_head runs only there): fp32 logits + their grad on
+# the plain loss path; the chunked loss (model/fused_loss.py) keeps one [targets, chunk] block and an fp32
+# hidden-state gradient instead. ZeRO-3 partitions lm_head, so it takes the plain path.
 TARGET_FRACTION = 0.5
 
 
@@ -68,18 +70,20 @@ def estimate_memory(sk: Skeleton, cfg: Config, world_size: int) -> dict[str, dic
         layers = tokens * (c.num_hidden_layers * act_dtype * c.hidden_size + per_layer)
     else:
         layers = tokens * c.num_hidden_layers * per_layer
-    logits = int(tokens * TARGET_FRACTION) * c.vocab_size * (4 + 4)
-    activations = layers + logits
+    targets = int(tokens * TARGET_FRACTION)
+    plain_logits = targets * c.vocab_size * (4 + 4)
+    chunk = cfg.model.loss_vocab_chunk
+    chunked_logits = targets * (min(chunk, c.vocab_size) + c.hidden_size) * 4 if chunk > 0 else plain_logits
 
     n = max(1, world_size)
-    plans = {
-        "ddp": (weights, 2 * grads, optim),  # DDP keeps a gradient bucket copy
-        "zero2": (weights, grads / n, optim / n),
-        "zero3": (weights / n, grads / n, optim / n),
+    plans = {  # (weights, grads, optimizer, loss-path activations)
+        "ddp": (weights, 2 * grads, optim, chunked_logits),  # DDP keeps a gradient bucket copy
+        "zero2": (weights, grads / n, optim / n, chunked_logits),
+        "zero3": (weights / n, grads / n, optim / n, plain_logits),
     }
     return {
-        name: {"weights": w, "grads": g, "optimizer": o, "activations": activations, "total": w + g + o + activations}
-        for name, (w, g, o) in plans.items()
+        name: {"weights": w, "grads": g, "optimizer": o, "activations": layers + a, "total": w + g + o + layers + a}
+        for name, (w, g, o, a) in plans.items()
     }
 
 
@@ -109,8 +113,11 @@ def describe(cfg: Config, world_size: int = 1) -> str:
         "  copy); fp32 gradients for trainable weights only (DDP: x2 for its bucket copy); AdamW = 2 fp32 states;",
         "  ZeRO-2 shards gradients + optimizer states, ZeRO-3 also every weight, over world_size;",
         f"  activations: every sample at seq_len tokens, per layer and token ~{ACT_HIDDEN_TENSORS}h + {ACT_KV_TENSORS}kv"
-        f" + {ACT_INTERMEDIATE_TENSORS}i elements (LoRA inputs, SDPA attention), fp32 logits + grad on",
-        f"  {TARGET_FRACTION:.0%} of tokens (targets only); encoders run without gradients (transient, not counted);",
+        f" + {ACT_INTERMEDIATE_TENSORS}i elements",
+        f"  (LoRA inputs, SDPA attention); the loss on the {TARGET_FRACTION:.0%} of tokens that are targets keeps one"
+        f" [targets, {cfg.model.loss_vocab_chunk}]",
+        "  fp32 block (chunked loss; ZeRO-3 or chunk 0: full fp32 logits + their grad); encoders run without",
+        "  gradients (transient, not counted);",
         "  CUDA context, allocator fragmentation and ZeRO-3 prefetch buffers are not included (add 1-3 GiB).",
     ]
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Training throughput: optimizer steps/s with on-the-fly encoders vs the feature cache. Target: cached >= 3x.
 
-  python benchmarks/bench_train.py [--n 32] [--steps 3] [--rounds 3] [--configs demo,small]
+  python benchmarks/bench_train.py [--n 32] [--steps 3] [--rounds 5] [--configs demo,small]
 
 One step is what the training loop does per batch: fetch a batch from the DataLoader (decode media
 + tokenise + collate, or read cached features), forward, backward, AdamW step, zero_grad. Two
@@ -109,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=32, help="synthetic samples to generate")
     parser.add_argument("--steps", type=int, default=3, help="steps per timed stretch")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timed stretches per mode; the best is kept")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timed stretches per mode; the best is kept")
     parser.add_argument("--configs", default="demo,small", help="comma-separated: demo, small")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, one per core)")
     args = parser.parse_args()

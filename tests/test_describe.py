@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -71,14 +72,23 @@ def official_skeleton():
 
 def test_memory_estimate_shards_as_the_strategies_do(official_skeleton):
     cfg, sk = official_skeleton
+    cfg = copy.deepcopy(cfg)  # edited below; the fixture is shared
     one, four = estimate_memory(sk, cfg, 1), estimate_memory(sk, cfg, 4)
     for mem in (one, four):
         assert mem["ddp"]["weights"] == mem["zero2"]["weights"]
-        assert mem["ddp"]["total"] > mem["zero2"]["total"] >= mem["zero3"]["total"]
+        assert mem["ddp"]["total"] > mem["zero2"]["total"]
     assert four["zero2"]["total"] > four["zero3"]["total"]
     assert four["zero3"]["weights"] == pytest.approx(one["ddp"]["weights"] / 4)
     assert four["zero2"]["optimizer"] == pytest.approx(one["ddp"]["optimizer"] / 4)
     assert four["ddp"]["total"] == one["ddp"]["total"]
     assert 14 * 1024**3 < one["ddp"]["weights"] < 18 * 1024**3  # fp16 7B + fp32 encoders and heads
+    # the chunked loss never holds the [targets, 152k] logits; ZeRO-3 partitions lm_head and takes the plain path
+    targets = cfg.train.batch_size * cfg.model.max_length // 2
+    full_logits = targets * sk.llm.get_base_model().config.vocab_size * 8
+    saved = one["zero3"]["activations"] - one["ddp"]["activations"]
+    assert 0.95 * full_logits < saved < full_logits
+    cfg.model.loss_vocab_chunk = 0
+    plain = estimate_memory(sk, cfg, 1)
+    assert plain["ddp"]["activations"] == plain["zero3"]["activations"] == one["zero3"]["activations"]
     cfg.model.gradient_checkpointing = True
     assert estimate_memory(sk, cfg, 1)["ddp"]["activations"] < one["ddp"]["activations"] / 3

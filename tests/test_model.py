@@ -83,6 +83,26 @@ def test_loss_equals_hf_causal_lm_loss(demo):
     torch.testing.assert_close(ours, hf, rtol=1e-5, atol=1e-5)
 
 
+def test_chunked_vocabulary_loss_gives_the_plain_loss_and_gradients(demo):
+    _, model, _, batch, _ = demo
+    model.eval()  # no LoRA dropout: both passes see the same network
+    default_chunk = model.loss_vocab_chunk
+    assert default_chunk > 0
+    results = []
+    for chunk in (default_chunk, 0):
+        model.loss_vocab_chunk = chunk
+        model.zero_grad(set_to_none=True)
+        loss = model(batch)
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (fused_loss, fused_grads), (plain_loss, plain_grads) = results
+    model.loss_vocab_chunk = default_chunk
+    torch.testing.assert_close(fused_loss, plain_loss, rtol=1e-6, atol=1e-6)
+    assert fused_grads.keys() == plain_grads.keys() and any("lora_B" in n for n in fused_grads)
+    for name, grad in fused_grads.items():  # float32 summation order differs: compare norms
+        assert (grad - plain_grads[name]).norm() <= 1e-4 * plain_grads[name].norm(), name
+
+
 def test_splice_puts_projector_outputs_at_placeholders_and_token_embeddings_elsewhere(demo):
     _, model, tok, batch, _ = demo
     model.eval()

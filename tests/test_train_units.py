@@ -43,6 +43,27 @@ def test_param_groups_official_rule_and_trainable_only() -> None:
     assert opt.defaults["betas"] == (0.9, 0.95) and opt.defaults["lr"] == 1e-5
 
 
+def test_optimizer_is_fused_adamw_with_plain_adamw_updates() -> None:
+    cfg = TrainConfig(lr=1e-2, betas=[0.9, 0.95], weight_decay=0.05)
+    torch.manual_seed(0)
+    fused_model = Toy()
+    plain_model = Toy()
+    plain_model.load_state_dict(fused_model.state_dict())
+    initial = fused_model.proj.weight.detach().clone()
+    fused = build_optimizer(fused_model, cfg)
+    plain = torch.optim.AdamW(param_groups(plain_model, 0.05), lr=1e-2, betas=(0.9, 0.95), foreach=False)
+    assert fused.defaults["fused"] is True
+    for step in range(5):
+        for model, opt in ((fused_model, fused), (plain_model, plain)):
+            torch.manual_seed(step)
+            (model.ln_post(model.proj(torch.randn(3, 4))) * model.scale).pow(2).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    for (name, a), b in zip(fused_model.named_parameters(), plain_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert (fused_model.proj.weight - initial).abs().max() > 1e-3  # the steps did move the weights
+
+
 def test_param_groups_refuse_fully_frozen_model() -> None:
     model = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable"):

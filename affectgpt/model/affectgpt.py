@@ -7,7 +7,8 @@ modality tokens; each placeholder must appear exactly `num_*_query_token` times,
 
 Speed: Qwen2.5 has 151,936 vocabulary rows, so the loss runs the decoder for hidden states and
 applies lm_head only at positions whose next-token label is a target (not -100). The value equals
-Hugging Face's own causal-LM loss (mean cross-entropy over target tokens, fp32 logits).
+Hugging Face's own causal-LM loss (mean cross-entropy over target tokens, fp32 logits); with the
+frozen head the loss is also chunked over the vocabulary (model/fused_loss.py).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import StoppingCriteriaList, StopStringCriteria
 
 from affectgpt.model.encoders import AudioEncoder, VisualEncoder
+from affectgpt.model.fused_loss import output_cross_entropy
 from affectgpt.model.fusion import ModalityHeads
 from affectgpt.model.tokenizer import PLACEHOLDERS, placeholder_ids
 
@@ -96,6 +97,7 @@ class AffectGPT(nn.Module):
         visual_encoder: VisualEncoder | None = None,
         audio_encoder: AudioEncoder | None = None,
         face_or_frame: str = "multiface_audio_face_text",
+        loss_vocab_chunk: int = 2048,
     ) -> None:
         super().__init__()
         self.llama_model = llama_model  # PeftModel over the frozen causal LM (official attribute name)
@@ -104,6 +106,7 @@ class AffectGPT(nn.Module):
         self.audio_encoder = audio_encoder
         self.tokenizer = tokenizer
         self.face_or_frame = face_or_frame
+        self.loss_vocab_chunk = loss_vocab_chunk  # 0 = plain full-logit loss (model/fused_loss.py)
         self.placeholder_ids = placeholder_ids(tokenizer)
         self._stop_criteria: StopStringCriteria | None = None
 
@@ -185,8 +188,8 @@ class AffectGPT(nn.Module):
         selected = targets != IGNORE_INDEX
         if not bool(selected.any()):
             raise ValueError(f"batch has no target tokens (every label is {IGNORE_INDEX}); samples: {batch.get('names')}")
-        logits = self.causal_lm.get_output_embeddings()(hidden[:, :-1][selected]).float()
-        return F.cross_entropy(logits, targets[selected])
+        head = self.causal_lm.get_output_embeddings()
+        return output_cross_entropy(hidden[:, :-1][selected], head, targets[selected], self.loss_vocab_chunk)
 
     # --- inference -----------------------------------------------------------------------------
     def _stopping(self) -> StoppingCriteriaList:

@@ -220,7 +220,9 @@ def build_model(cfg: Config, seed: int = SEED, with_encoders: bool = True) -> tu
     visual_dim = visual.dim if visual else resolve_config(m, "clip").projection_dim
     audio_dim = audio.dim if audio else resolve_config(m, "hubert").hidden_size
     heads = build_heads(m, visual_dim, audio_dim, llm.get_base_model().config.hidden_size, seed)
-    model = AffectGPT(llm, heads, tokenizer, visual, audio, face_or_frame=m.face_or_frame)
+    model = AffectGPT(
+        llm, heads, tokenizer, visual, audio, face_or_frame=m.face_or_frame, loss_vocab_chunk=m.loss_vocab_chunk
+    )
     logger.info("built AffectGPT: llm=%s clip=%s hubert=%s", m.llm, m.clip, m.hubert)
     return model, tokenizer
 
