@@ -174,6 +174,25 @@ def test_hybrid_reproducible_and_varied(records, tok):
 
 
 
+def test_token_memo_returns_the_tokenizer_ids_and_stays_bounded(records, tok, monkeypatch):
+    ds = make(records, tok, label_type="hybrid", loader=text_only_loader)
+    items = [ds[i % 3] for i in range(24)]  # both label types for every sample: 4 distinct texts each
+    assert len(ds._token_memo) == 12
+    for item in items:
+        assert item["prompt_ids"] == tok(item["prompt"], add_special_tokens=False)["input_ids"]
+        assert item["target_ids"] == tok(item["target"], add_special_tokens=False)["input_ids"]
+    item = items[0]
+    item["prompt_ids"].append(-1)  # callers get their own list: editing it cannot corrupt the memo
+    assert ds._ids(item["prompt"]) == tok(item["prompt"], add_special_tokens=False)["input_ids"]
+    monkeypatch.setattr("affectgpt.data.dataset.TOKEN_MEMO_ENTRIES", 5)
+    small = make(records, tok, label_type="hybrid", loader=text_only_loader)
+    again = [small[i % 3] for i in range(24)]
+    assert len(small._token_memo) <= 5
+    for item in again:
+        assert item["prompt_ids"] == tok(item["prompt"], add_special_tokens=False)["input_ids"]
+        assert item["target_ids"] == tok(item["target"], add_special_tokens=False)["input_ids"]
+
+
 def test_set_epoch_restarts_the_access_counts(records, tok):
     """A draw depends on (seed, epoch, index, access within the epoch), not on earlier epochs' accesses."""
 
