@@ -38,6 +38,7 @@ from affectgpt.config import Config, ModelConfig
 from affectgpt.model.affectgpt import AffectGPT
 from affectgpt.model.encoders import AudioEncoder, VisualEncoder
 from affectgpt.model.fusion import ModalityHeads
+from affectgpt.model.zero3 import built_whole, zero3_init_requested
 from affectgpt.model.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -139,14 +140,15 @@ def build_llm(m: ModelConfig, seed: int = SEED) -> nn.Module:
         raise ValueError(f"model.llm_dtype={m.llm_dtype!r}: must be one of {sorted(DTYPES)}")
     dtype = DTYPES[m.llm_dtype]
     if m.llm == TINY:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), built_whole():
             torch.manual_seed(seed)
             llm = AutoModelForCausalLM.from_config(tiny_config("llm", m))
             if m.tiny_llm_head_std > 0:
                 torch.nn.init.normal_(llm.get_output_embeddings().weight, std=m.tiny_llm_head_std)
         llm = llm.to(dtype)
     else:
-        llm = AutoModelForCausalLM.from_pretrained(str(model_folder(m, "llm")), local_files_only=True, dtype=dtype)
+        with built_whole(enabled=not zero3_init_requested()):
+            llm = AutoModelForCausalLM.from_pretrained(str(model_folder(m, "llm")), local_files_only=True, dtype=dtype)
     return llm
 
 
@@ -166,6 +168,11 @@ def apply_lora(llm: nn.Module, m: ModelConfig) -> PeftModel:
 
 
 def build_visual_encoder(m: ModelConfig, seed: int = SEED) -> VisualEncoder:
+    with built_whole():  # frozen, also run outside the DeepSpeed engine (feature cache): never partitioned here
+        return _build_visual_encoder(m, seed)
+
+
+def _build_visual_encoder(m: ModelConfig, seed: int) -> VisualEncoder:
     if m.clip == TINY:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
@@ -180,6 +187,11 @@ def build_visual_encoder(m: ModelConfig, seed: int = SEED) -> VisualEncoder:
 
 
 def build_audio_encoder(m: ModelConfig, seed: int = SEED) -> AudioEncoder:
+    with built_whole():  # as build_visual_encoder
+        return _build_audio_encoder(m, seed)
+
+
+def _build_audio_encoder(m: ModelConfig, seed: int) -> AudioEncoder:
     if m.hubert == TINY:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 2)
