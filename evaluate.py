@@ -108,11 +108,15 @@ def _unibench_all(args: argparse.Namespace) -> int:
     print(markdown)
     if wheel.is_demo:
         print("wheel: demo (not comparable with published scores)")
-    out = Path(args.out) if args.out else Path(args.results_dir) / "unibench.json"
+    _write_table(Path(args.out) if args.out else Path(args.results_dir) / "unibench.json", table, markdown)
+    return 0
+
+
+def _write_table(out: Path, table: dict, markdown: str) -> None:
+    """The table as OUT.json and its markdown as OUT.md."""
     write_json(out, table)
     out.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
     print(f"wrote {out} and {out.with_suffix('.md')}")
-    return 0
 
 
 RUN_HELP = """\
@@ -130,15 +134,11 @@ def _run_wheel(args: argparse.Namespace, sets: list) -> EmotionWheel:
     """--wheel-dir; else the training run's own resolution (its stored config); else --config / env / demo opt-in."""
     from affectgpt.train.validate import resolve_wheel
 
-    if args.wheel_dir:
-        return load_wheel(args.wheel_dir, allow_demo=args.demo_wheel)
-    if args.config:
-        cfg = load_config(args.config)
-        return load_wheel(cfg.eval.wheel_dir or None, data_root=cfg.data.root, allow_demo=args.demo_wheel)
-    stored = next((rs.config for rs in sets if rs.config is not None), None)
-    if stored is not None:
-        return resolve_wheel(stored)
-    return load_wheel(None, allow_demo=args.demo_wheel)
+    if not (args.wheel_dir or args.config):
+        stored = next((rs.config for rs in sets if rs.config is not None), None)
+        if stored is not None:
+            return resolve_wheel(stored)
+    return _wheel(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -184,10 +184,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"extractor: {args.extractor} ({extractor.n_computed} new extraction(s), the rest from the cache)")
     if wheel.is_demo:
         print("wheel: demo (not comparable with published scores)")
-    out = Path(args.out) if args.out else out_dir / "unibench.json"
-    write_json(out, table)
-    out.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    _write_table(Path(args.out) if args.out else out_dir / "unibench.json", table, markdown)
     return 0
 
 

@@ -15,7 +15,6 @@ all = their union.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -28,8 +27,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from affectgpt.config import Config, load_config
-from affectgpt.data.feature_cache import MEDIA_ATTR, FeatureCache, cache_key, media_signature
-from affectgpt.data.records import DataError, Record, SkipLog
+from affectgpt.data.feature_cache import FeatureCache, cache_key, media_signature
+from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 
 logger = logging.getLogger(__name__)
 
@@ -71,12 +70,7 @@ class MediaDataset(Dataset):
 
         record = self.records[index]
         try:
-            missing = [s for s in self.streams if getattr(record, MEDIA_ATTR[s]) is None]
-            if missing:
-                raise DataError(f"has no {' / '.join(missing)} file", sample=record.name)
-            keep = {MEDIA_ATTR[s] for s in self.streams}
-            trimmed = dataclasses.replace(record, **{a: None for a in ("video", "face", "audio") if a not in keep})
-            return cache_key(record), load_sample_media(trimmed, self.data_cfg)
+            return cache_key(record), load_sample_media(with_streams(record, self.streams), self.data_cfg)
         except DataError as err:
             return cache_key(record), err
 

@@ -7,7 +7,6 @@ pass the resolved `Config` around explicitly.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 import types
@@ -182,11 +181,6 @@ class ConfigError(ValueError):
 SECTIONS = {f.name: f.type for f in fields(Config)}
 
 
-def _section_classes() -> dict[str, type]:
-    hints = typing.get_type_hints(Config)
-    return {name: hints[name] for name in SECTIONS}
-
-
 def _suggest(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
     return f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(sorted(options))}."
@@ -313,8 +307,3 @@ def format_config(cfg: Config) -> str:
         for key, value in asdict(getattr(cfg, section_name)).items():
             lines.append(f"  {key} = {json.dumps(value, ensure_ascii=False)}")
     return "\n".join(lines)
-
-
-def replace(cfg: Config, **sections: Any) -> Config:
-    """A copy of `cfg` with whole sections replaced (dataclasses.replace, one level down)."""
-    return dataclasses.replace(cfg, **sections)

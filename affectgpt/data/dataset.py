@@ -9,7 +9,6 @@ target`; the collator adds bos/eos and pads. Two deliberate departures, both for
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import random
 from collections import Counter
@@ -22,7 +21,7 @@ from torch.utils.data import Dataset
 
 from affectgpt.config import DataConfig, ModelConfig
 from affectgpt.data import prompts
-from affectgpt.data.records import DataError, Record, SkipLog
+from affectgpt.data.records import ON_ERROR, DataError, Record, SkipLog, with_streams
 from affectgpt.model.tokenizer import PLACEHOLDERS
 
 # Prompts and targets are tokenised once per distinct text; hybrid training has 4 per sample (2 prompts, 2 targets),
@@ -31,7 +30,6 @@ TOKEN_MEMO_ENTRIES = 2**17
 
 IGNORE_INDEX = -100
 LABEL_TYPES = ("description", "ovlabel", "hybrid")
-ON_ERROR = ("raise", "skip")
 MEDIA_KEYS = ("frames", "faces", "audio")
 # Precomputed frozen-encoder features (feature cache), float32 [T, D] per item; the model skips its encoders.
 FEATURE_KEYS = ("frame_feats", "face_feats", "audio_feats")
@@ -195,20 +193,12 @@ class AffectDataset(Dataset):
     # -- media ------------------------------------------------------------------------------------
 
     def _media(self, media_record: Record) -> dict[str, np.ndarray]:
-        """Decode only the streams the prompt uses: audio plus faces or frames."""
-        visual_path = media_record.face if self.visual_key == "faces" else media_record.video
-        needed = {"audio": media_record.audio, self.visual_key: visual_path}
-        missing = [key for key, path in needed.items() if path is None]
-        if missing:
-            raise DataError(
-                f"has no {' / '.join(missing)} file, needed by face_or_frame={self.model_cfg.face_or_frame!r}",
-                sample=media_record.name,
-            )
+        """Decode only the streams the prompt uses: audio plus faces or frames (or read their cached
+        features: the cache holds exactly these two streams, checked in __init__)."""
+        needed = ("audio", self.visual_key)
+        trimmed = with_streams(media_record, needed, f", needed by face_or_frame={self.model_cfg.face_or_frame!r}")
         if self.feature_cache is not None:
-            cached = self.feature_cache.features(media_record)
-            return {self.feature_cache.streams[key]: cached[self.feature_cache.streams[key]] for key in needed}
-        # Blank the unused visual stream so the loader does not decode it.
-        trimmed = dataclasses.replace(media_record, **({"video": None} if self.visual_key == "faces" else {"face": None}))
+            return self.feature_cache.features(media_record)
         media = self.media_loader(trimmed, self.data_cfg)
         absent = [key for key in needed if key not in media]
         if absent:

@@ -31,7 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from affectgpt.data.records import DataError, Record
+from affectgpt.data.records import MEDIA_ATTR, DataError, Record
 from affectgpt.manifest import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ SAMPLING_RULE_VERSION = 1
 TINY = "tiny"
 TINY_SEED = 0  # affectgpt.model.build.SEED: the tiny encoders are seeded with it
 VISUAL_FEATS = {"faces": "face_feats", "frames": "frame_feats"}
-MEDIA_ATTR = {"faces": "face", "frames": "video", "audio": "audio"}
 REBUILD_HINT = "run `python -m affectgpt.cache --config <your config>` to (re)build it"
 
 

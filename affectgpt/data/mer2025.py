@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from affectgpt.data.records import DataError, Record, SkipLog
+from affectgpt.data.records import ON_ERROR, DataError, Record, SkipLog
 from affectgpt.labels.lists import string_to_list
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ MER2025_FILES: dict[str, tuple[str, str | None]] = {
 MER2025_SIZES = {"mercaptionplus": 31327, "ovmerd": 332, "mer2025ov": 20000}
 SUBTITLE_CSV = "subtitle_chieng.csv"
 SUBTITLE_LANGUAGES = ("english", "chinese")
-ON_ERROR = ("raise", "skip")
 # Official: an empty openset list becomes ["neutral"] (which the EW metric then cannot map).
 EMPTY_OPENSET = ["neutral"]
 

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")  # the bad-sample policies `SkipLog.absorb` implements
+# media key (as `load_sample_media` returns it) -> the Record attribute holding its file
+MEDIA_ATTR = {"faces": "face", "frames": "video", "audio": "audio"}
 
 
 @dataclass
@@ -41,6 +46,17 @@ class DataError(ValueError):
         if path is not None:
             where.append(f"file {path}")
         super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
+
+
+def with_streams(record: Record, streams: Iterable[str], needed_by: str = "") -> Record:
+    """`record` keeping only the files of `streams`, so a media loader decodes nothing else; a
+    DataError naming the absent ones (`needed_by` says who needs them) when some have no file."""
+    streams = list(streams)
+    missing = [s for s in streams if getattr(record, MEDIA_ATTR[s]) is None]
+    if missing:
+        raise DataError(f"has no {' / '.join(missing)} file{needed_by}", sample=record.name)
+    keep = {MEDIA_ATTR[s] for s in streams}
+    return replace(record, **{attr: None for attr in MEDIA_ATTR.values() if attr not in keep})
 
 
 @dataclass

@@ -148,9 +148,14 @@ def _apply_label(record: Record, spec: UnibenchSpec, raw: Any, path: Path) -> No
         raise DataError(f"label 'emo' is {emo!r}, expected a word or class index", sample=record.name, path=path)
 
 
-def _find_media(name: str, root: Path, dirs: tuple[str, ...], exts: tuple[str, ...], listings: dict) -> Path | None:
+def _find_media(
+    name: str, root: Path, dirs: tuple[str, ...], exts: tuple[str, ...], listings: dict[str, set[str]]
+) -> Path | None:
+    """First `<dir>/<name><ext>` that exists; each directory is listed once per reader call (in `listings`)."""
     for directory in dirs:
-        files = listings.setdefault(directory, list_files(root / directory))
+        files = listings.get(directory)
+        if files is None:  # not setdefault: its default would re-list the directory for every sample
+            files = listings[directory] = list_files(root / directory)
         for ext in exts:
             if name + ext in files:
                 return root / directory / (name + ext)
@@ -196,17 +201,16 @@ def read_unibench(
         try:
             _apply_label(record, spec, raw, label_path)
             if check_media:
-                record.video = _find_media(sample, root, spec.video_dirs, VIDEO_EXTENSIONS, listings)
-                record.audio = _find_media(sample, root, spec.audio_dirs, (".wav",), listings)
-                record.face = _find_media(sample, root, (spec.face_dir,), (".npy",), listings)
-                for kind, path, dirs, exts in (
-                    ("video", record.video, spec.video_dirs, VIDEO_EXTENSIONS),
-                    ("audio", record.audio, spec.audio_dirs, (".wav",)),
-                    ("face", record.face, (spec.face_dir,), (".npy",)),
+                for kind, dirs, exts in (
+                    ("video", spec.video_dirs, VIDEO_EXTENSIONS),
+                    ("audio", spec.audio_dirs, (".wav",)),
+                    ("face", (spec.face_dir,), (".npy",)),
                 ):
+                    path = _find_media(sample, root, dirs, exts, listings)
                     if path is None:
                         wanted = [f"{d}/{sample}{e}" for d in dirs for e in exts]
                         raise DataError(f"missing {kind} file (looked for {wanted})", sample=sample, path=root)
+                    setattr(record, kind, path)
             else:
                 record.video = root / spec.video_dirs[0] / f"{sample}.mp4"
                 record.audio = root / spec.audio_dirs[0] / f"{sample}.wav"

@@ -76,9 +76,9 @@ def read_responses(path: str | Path) -> dict[str, str]:
     if suffix == ".jsonl":
         return _read_jsonl(path)
     if suffix == ".csv":
-        from affectgpt.metrics.io import load_name_values
+        from affectgpt.labels.io import read_name_value_csv
 
-        return {name: str(value) for name, value in load_name_values(path, column="response").items()}
+        return read_name_value_csv(path, "response")
     if suffix == ".npz":
         from affectgpt.data.safe_npz import load_npz_object
 

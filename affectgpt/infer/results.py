@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,9 @@ class ResultSet:
     def is_unibench(self) -> bool:
         return self.dataset in UNIBENCH
 
-    @property
+    @cached_property
     def config(self) -> Config | None:
+        """The stored config, rebuilt once (the wheel choice and scoring both ask for it)."""
         return config_from_meta(self.meta) if self.meta and self.meta.get("config") else None
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,23 +36,26 @@ def _pairs(rows: Rows) -> list[tuple[str, str]]:
     return pairs
 
 
-def _atomic(path: Path, suffix: str) -> Path:
+@contextmanager
+def _atomic(path: Path, suffix: str) -> Iterator[Path]:
+    """A temporary sibling to write into; renamed onto `path` on success, removed on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
-    return Path(tmp)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_name_value_csv(path: str | Path, rows: Rows, column: str) -> Path:
     """A two-column CSV `name,<column>`, in the order given."""
     path = Path(path)
     frame = pd.DataFrame(_pairs(rows), columns=["name", column])
-    tmp = _atomic(path, ".csv")
-    try:
+    with _atomic(path, ".csv") as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -76,13 +80,8 @@ def write_openset_npz(path: str | Path, rows: Rows) -> Path:
     items = np.array([i for _, i in pairs], dtype=str)
     if not pairs:  # np.array([], dtype=str) is '<U1' already; keep shapes explicit
         names, items = np.zeros(0, dtype="<U1"), np.zeros(0, dtype="<U1")
-    tmp = _atomic(path, ".npz")
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, filenames=names, fileitems=items)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _atomic(path, ".npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, filenames=names, fileitems=items)
     return path
 
 

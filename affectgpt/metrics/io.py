@@ -101,8 +101,7 @@ OPENSET_SUFFIXES = ("-openset.csv", "-openset.npz")
 SENTIMENT_SUFFIXES = ("-sentiment.csv", "-sentiment.npz", "-openset-sentiment.npz")
 
 
-def _find(directory: Path, dataset: str, suffixes: tuple[str, ...]) -> Path | None:
-    by_lower = {p.name.lower(): p for p in directory.iterdir() if p.is_file()}
+def _find(by_lower: dict[str, Path], directory: Path, dataset: str, suffixes: tuple[str, ...]) -> Path | None:
     found = [by_lower[(dataset + s).lower()] for s in suffixes if (dataset + s).lower() in by_lower]
     if len(found) > 1:
         raise DataError(f"several result files for {dataset}: {[p.name for p in found]}; keep one", path=directory)
@@ -114,7 +113,9 @@ def find_result_files(results_dir: str | Path, dataset: str) -> tuple[Path | Non
     directory = Path(results_dir)
     if not directory.is_dir():
         raise DataError("results directory not found", path=directory)
-    return _find(directory, dataset, OPENSET_SUFFIXES), _find(directory, dataset, SENTIMENT_SUFFIXES)
+    by_lower = {p.name.lower(): p for p in directory.iterdir() if p.is_file()}  # one listing for both lookups
+    return (_find(by_lower, directory, dataset, OPENSET_SUFFIXES),
+            _find(by_lower, directory, dataset, SENTIMENT_SUFFIXES))  # fmt: skip
 
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:

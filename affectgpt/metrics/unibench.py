@@ -91,6 +91,7 @@ def hit_rate(
     per_wheel: dict[str, float] = {}
     mscores: list[float] = []
     skipped: dict[str, int] = {}
+    scored: set[str] = set()  # names whose GT maps in at least one wheel
     for w in WHEELS:
         table = wheel.tables[f"W{w}-L1"]
         allowed = mapped_set(tuple(candidates), table) if candidates else set()
@@ -100,6 +101,7 @@ def hit_rate(
             gt_set = mapped_set(labels, table)
             if not gt_set:
                 continue
+            scored.add(name)
             pred_set = mapped_set(pred_labels[name], table)
             hit = len(gt_set & pred_set)
             hits.append(hit)
@@ -108,8 +110,7 @@ def hit_rate(
         per_wheel[f"W{w}-L1"] = sum(hits) / len(hits) if hits else 0.0
         skipped[f"W{w}-L1"] = len(gt_labels) - len(hits)
         mscores.append(sum(ms) / len(ms) if ms else 0.0)
-    all_skipped = sum(1 for labels in gt_labels.values()
-                      if not any(mapped_set(labels, wheel.tables[f"W{w}-L1"]) for w in WHEELS))  # fmt: skip
+    all_skipped = len(gt_labels) - len(scored)
     result = DatasetScore(
         dataset=dataset,
         task="discrete",

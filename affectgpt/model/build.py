@@ -115,17 +115,11 @@ def model_folder(m: ModelConfig, role: str) -> Path:
     return folder
 
 
-def resolve_config(m: ModelConfig, role: str, allow_published: bool = False) -> PretrainedConfig:
-    """tiny -> tiny config; folder -> its config.json; missing folder -> published (describe only)."""
+def resolve_config(m: ModelConfig, role: str) -> PretrainedConfig:
+    """tiny -> tiny config; folder -> its config.json; missing folder -> FileNotFoundError."""
     if getattr(m, role) == TINY:
         return tiny_config(role, m)
-    try:
-        folder = model_folder(m, role)
-    except FileNotFoundError:
-        if not allow_published:
-            raise
-        return published_config(role)
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    config = AutoConfig.from_pretrained(str(model_folder(m, role)), local_files_only=True)
     if role == "clip" and config.model_type == "clip":  # a full CLIPModel folder: keep the vision side
         vision = config.vision_config
         vision.projection_dim = config.projection_dim
@@ -167,12 +161,10 @@ def apply_lora(llm: nn.Module, m: ModelConfig) -> PeftModel:
     return get_peft_model(llm, lora)
 
 
+# The encoders are frozen and also run outside the DeepSpeed engine (feature cache): never partitioned here.
+@built_whole()
 def build_visual_encoder(m: ModelConfig, seed: int = SEED) -> VisualEncoder:
-    with built_whole():  # frozen, also run outside the DeepSpeed engine (feature cache): never partitioned here
-        return _build_visual_encoder(m, seed)
-
-
-def _build_visual_encoder(m: ModelConfig, seed: int) -> VisualEncoder:
+    """Frozen CLIP vision tower + projection (tiny: seeded random)."""
     if m.clip == TINY:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 1)
@@ -186,12 +178,9 @@ def _build_visual_encoder(m: ModelConfig, seed: int) -> VisualEncoder:
     return VisualEncoder(clip, processor)
 
 
+@built_whole()  # as build_visual_encoder
 def build_audio_encoder(m: ModelConfig, seed: int = SEED) -> AudioEncoder:
-    with built_whole():  # as build_visual_encoder
-        return _build_audio_encoder(m, seed)
-
-
-def _build_audio_encoder(m: ModelConfig, seed: int) -> AudioEncoder:
+    """Frozen HuBERT (tiny: seeded random)."""
     if m.hubert == TINY:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + 2)
@@ -255,10 +244,12 @@ def build_skeleton(m: ModelConfig) -> Skeleton:
     sources = {}
     configs = {}
     for role in ("llm", "clip", "hubert"):
-        value = getattr(m, role)
-        configs[role] = resolve_config(m, role, allow_published=True)
-        is_folder = value != TINY and (Path(value).expanduser() / "config.json").is_file()
-        sources[role] = TINY if value == TINY else ("config.json" if is_folder else "published architecture, folder not found")
+        try:
+            configs[role] = resolve_config(m, role)
+            sources[role] = TINY if getattr(m, role) == TINY else "config.json"
+        except FileNotFoundError:  # folder not downloaded: describe/import still work from the published shapes
+            configs[role] = published_config(role)
+            sources[role] = "published architecture, folder not found"
     dtype = DTYPES.get(m.llm_dtype, torch.float32)
     with init_empty_weights():
         llm = AutoModelForCausalLM.from_config(configs["llm"], dtype=dtype)

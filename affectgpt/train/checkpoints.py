@@ -33,6 +33,7 @@ MANIFEST = "CHECKPOINT.json"
 TRAINER_STATE = "trainer.json"
 STATE_DIR = "state"
 TMP_PREFIX = ".tmp-"
+NEVER_RESUME = ("never", "", "no", "false")  # train.resume values that mean "start fresh"
 _NAME = re.compile(r"^(epoch|interrupt)_(\d+)$")
 
 
@@ -89,7 +90,7 @@ def find_resumable(run_dir: Path) -> Found | None:
 
 def resolve_resume(run_dir: Path, resume: str) -> Found | None:
     """train.resume: "auto" (newest good checkpoint of this run, if any), "never", or a checkpoint path."""
-    if resume in ("never", "", "no", "false"):
+    if resume in NEVER_RESUME:
         return None
     if resume == "auto":
         return find_resumable(run_dir)
@@ -99,9 +100,14 @@ def resolve_resume(run_dir: Path, resume: str) -> Found | None:
     return Found(path, verify(path))
 
 
+def tmp_dir(run_dir: Path, name: str) -> Path:
+    """Where checkpoint `name` is built before `commit` renames it into place."""
+    return run_dir / f"{TMP_PREFIX}{name}"
+
+
 def begin(run_dir: Path, name: str) -> Path:
     """A fresh temp directory for checkpoint `name` (call on the main process only)."""
-    tmp = run_dir / f"{TMP_PREFIX}{name}"
+    tmp = tmp_dir(run_dir, name)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)

@@ -33,8 +33,9 @@ def split_by_name(records: list[Record], val_fraction: float) -> tuple[list[Reco
     """(train, val): a record is held out when its name hash falls below val_fraction (order kept)."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"data.val_fraction must be in (0, 1) for val_dataset=split, got {val_fraction}")
-    val = [r for r in records if name_fraction(r.name) < val_fraction]
-    train = [r for r in records if name_fraction(r.name) >= val_fraction]
+    held_out = [name_fraction(r.name) < val_fraction for r in records]
+    val = [r for r, out in zip(records, held_out) if out]
+    train = [r for r, out in zip(records, held_out) if not out]
     if not val or not train:
         raise ValueError(
             f"data.val_fraction={val_fraction} leaves {len(train)} training and {len(val)} validation samples "
@@ -96,8 +97,12 @@ class BatchStream:
                 f"{self.world_size} processes x grad_accum {self.grad_accum} is larger than one pass"
             )
 
+    def pass_seed(self, pass_index: int) -> int:
+        """The seed of pass `pass_index`: its permutation and its DataLoader's generator."""
+        return self.seed * 100_003 + pass_index
+
     def permutation(self, pass_index: int) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + pass_index)
+        generator = torch.Generator().manual_seed(self.pass_seed(pass_index))
         return torch.randperm(self.n_samples, generator=generator).tolist()
 
     def position(self, micro: int) -> tuple[int, int]:
@@ -147,7 +152,7 @@ def iterate_epoch(
             pin_memory=torch.cuda.is_available(),
             # Its own generator: creating an iterator must not draw from the global RNG, or a
             # mid-epoch resume would shift every later dropout mask.
-            generator=torch.Generator().manual_seed(stream.seed * 100_003 + pass_index),
+            generator=torch.Generator().manual_seed(stream.pass_seed(pass_index)),
         )
         yield from loader
 

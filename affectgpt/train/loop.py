@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class TrainerState:
     best_score: float | None = None
     best_checkpoint: str | None = None
     completed: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _count_targets(batch: dict[str, Any]) -> int:
@@ -78,7 +77,7 @@ class Trainer:
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             found = ckpt.resolve_resume(self.run_dir, cfg.train.resume)
-            if found is None and cfg.train.resume in ("never", "", "no", "false") and ckpt.checkpoint_dirs(self.run_dir):
+            if found is None and cfg.train.resume in ckpt.NEVER_RESUME and ckpt.checkpoint_dirs(self.run_dir):
                 logger.warning("train.resume=never: clearing the previous run in %s", self.run_dir)
                 ckpt.clear_run(self.run_dir)
             elif found is None:  # fresh start (broken checkpoints, if any, are kept for inspection)
@@ -116,6 +115,7 @@ class Trainer:
         optimizer = build_optimizer(model, t)
         scheduler = build_scheduler(optimizer, t, self.total_steps)
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
+        self.trainable = _trainable(self.model)  # listed once: clipping needs it every step
         self._register_state_hooks()
         if found is not None:
             logger.info("resuming from %s", found.path)
@@ -130,7 +130,7 @@ class Trainer:
         if acc.log_with:
             kwargs = tracking.tracker_kwargs(cfg, self.run_dir)
             acc.init_trackers("affectgpt", config=tracking.flat_config(cfg), init_kwargs=kwargs)
-        n_train = sum(p.numel() for p in _trainable(model))
+        n_train = sum(p.numel() for p in self.trainable)
         n_all = sum(p.numel() for p in model.parameters())
         logger.info(
             "%s | %d processes | train %d / val %d samples | %d steps/epoch x %d epochs | trainable %.2fM of %.1fM params",
@@ -180,7 +180,7 @@ class Trainer:
         """(loss to backpropagate, sum of token losses for logging); scaled so the update is the
         token-mean over the whole step across ranks and micro-batches."""
         if not batch["names"] or n_local == 0:  # every sample of the batch was skipped
-            return sum(p.sum() for p in _trainable(self.model)) * 0.0, 0.0
+            return sum(p.sum() for p in self.trainable) * 0.0, 0.0
         mean = self.model(batch)
         scale = n_local * self.accelerator.num_processes * self.stream.grad_accum / max(n_global, 1.0)
         return mean * scale, float(mean.detach()) * n_local
@@ -208,21 +208,21 @@ class Trainer:
             window = self._window(batches)
             counts = [_count_targets(b) for b in window]
             flags = torch.tensor([float(sum(counts)), float(self.stop.requested), float(len(window))], device=acc.device)
-            flags = acc.reduce(flags, reduction="sum")
-            if flags[1] > 0 or not window:
+            n_global, n_stop, n_micro = acc.reduce(flags, reduction="sum").tolist()  # one device sync per step
+            if n_stop > 0 or not window:
                 self._fold(log)
-                if flags[1] > 0:
+                if n_stop > 0:
                     self.save(kind="interrupt")
-                return not flags[1] > 0
-            if flags[2] != len(window) * acc.num_processes:
+                return not n_stop > 0
+            if n_micro != len(window) * acc.num_processes:
                 raise RuntimeError("ranks disagree on the number of micro-batches in a step (data stream bug)")
             for batch, n_local in zip(window, counts):
                 with acc.accumulate(self.model):
                     with acc.autocast():
-                        loss, loss_sum = self._loss(batch, n_local, float(flags[0]))
+                        loss, loss_sum = self._loss(batch, n_local, n_global)
                     acc.backward(loss)
                     if acc.sync_gradients and t.max_grad_norm > 0 and acc.state.deepspeed_plugin is None:
-                        acc.clip_grad_norm_(_trainable(self.model), t.max_grad_norm)
+                        acc.clip_grad_norm_(self.trainable, t.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 log += torch.tensor([loss_sum, n_local, len(batch["names"]), float(batch["attention_mask"].sum())], dtype=torch.float64)
@@ -283,7 +283,6 @@ class Trainer:
         name = ckpt.epoch_name(epoch + 1)
         if st.best_score is None or score > st.best_score:
             st.best_score, st.best_checkpoint = score, name
-        st.history.append({"epoch": epoch + 1, SCORE_KEY: score})
         st.epoch, st.loss_sum, st.loss_tokens = epoch + 1, 0.0, 0.0
         st.completed = st.epoch >= int(self.cfg.train.epochs)
         if self.main:
@@ -299,7 +298,7 @@ class Trainer:
             return contextlib.nullcontext()
         import deepspeed
 
-        return deepspeed.zero.GatheredParameters(_trainable(self.model), modifier_rank=None)
+        return deepspeed.zero.GatheredParameters(self.trainable, modifier_rank=None)
 
     def save(self, kind: str, predictions: tuple | None = None, record: dict | None = None) -> Path:
         """Atomic checkpoint: weights (infer.py format) + accelerate state + trainer.json, manifest last."""
@@ -307,7 +306,7 @@ class Trainer:
 
         acc, st = self.accelerator, self.state
         name = ckpt.epoch_name(st.epoch) if kind == "epoch" else ckpt.interrupt_name(st.global_step)
-        tmp = self.run_dir / f"{ckpt.TMP_PREFIX}{name}"
+        tmp = ckpt.tmp_dir(self.run_dir, name)
         with self._gathered():
             if self.main:
                 save_checkpoint(acc.unwrap_model(self.model), self.cfg, tmp)
