@@ -236,10 +236,13 @@ def read_unibench(
     return records
 
 
-def read_dataset(name: str, root: str | Path, **kwargs: Any) -> list[Record]:
-    """One entry point for other modules: MER2025 sets by their lower-case key, else a UniBench name."""
+def read_dataset(name: str, root: str | Path, subtitle_language: str = "english", **kwargs: Any) -> list[Record]:
+    """One entry point for other modules: MER2025 sets by their lower-case key, else a UniBench name.
+
+    `subtitle_language` picks the MER2025 subtitle column; each UniBench set has its own fixed column.
+    """
     if name.lower() in MER2025_FILES:
-        return read_mer2025(root, dataset=name.lower(), **kwargs)
+        return read_mer2025(root, dataset=name.lower(), subtitle_language=subtitle_language, **kwargs)
     return read_unibench(name, root, **kwargs)
 
 
