@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from affectgpt.config import ConfigError, load_config
+    from affectgpt.data.feature_cache import CacheMismatchError
     from affectgpt.train.loop import train
 
     try:
@@ -34,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return 2
-    best = train(cfg)
+    try:
+        best = train(cfg)
+    except CacheMismatchError as err:  # a stale data.feature_cache: the message says what differs and what to do
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0 if best is not None else 3
 
 

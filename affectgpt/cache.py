@@ -26,8 +26,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from affectgpt.config import Config, load_config
-from affectgpt.data.feature_cache import FeatureCache, cache_key, media_signature
+from affectgpt.config import Config, ConfigError, load_config
+from affectgpt.data.feature_cache import CacheMismatchError, FeatureCache, cache_key, media_signature
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 
 logger = logging.getLogger(__name__)
@@ -257,4 +257,7 @@ def main(argv: list[str] | None = None) -> BuildReport:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ConfigError, CacheMismatchError, DataError) as err:  # the user's to fix: the message, not a traceback
+        raise SystemExit(f"error: {err}") from None

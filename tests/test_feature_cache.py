@@ -236,6 +236,19 @@ def _journal_shards(cache: Path) -> list[str]:
     return out
 
 
+def test_cli_refuses_a_changed_setting_with_the_message_not_a_traceback(setup, tmp_path):
+    cfg, _, _ = setup
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"data:\n  root: {cfg.data.root}\n  feature_cache: {cfg.data.feature_cache}\n  val_fraction: 0.3\n")
+    cmd = [sys.executable, "-m", "affectgpt.cache", "--config", str(config), "--split", "train", "--no-progress",
+           "model.tiny_clip_projection=16"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, HF_HUB_OFFLINE="1"), capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode != 0
+    assert "error: feature cache" in proc.stderr and "clip.tiny_clip_projection: cache has 32, now 16" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_killed_build_resumes_without_recomputing(setup, tmp_path):
     cfg, records, tok = setup
     cache = tmp_path / "cache"
