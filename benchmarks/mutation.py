@@ -1,0 +1,350 @@
+"""Mutation testing: how many small deliberate bugs in a module do its tests catch?
+
+  python benchmarks/mutation.py                          # every module of MODULE_TESTS, 40 mutants each
+  python benchmarks/mutation.py --module affectgpt/data/media.py --n 60 --show-survivors
+  python benchmarks/mutation.py --module affectgpt/metrics/ew.py --tests tests/test_metrics_examples.py
+
+For each module a seeded sample of mutants is drawn from every mutation site the AST offers (comparison,
+arithmetic and boolean operators swapped, constants nudged, conditions negated, return values dropped,
+call statements removed). Each mutant is written into a scratch copy of the repository and the module's
+tests are run against it; a mutant is *killed* when a test fails (or the run times out). Only the tests
+that execute the mutated line run (a line no test executes is a survivor without a run): the per-line
+test map comes from one coverage run with per-test contexts, so a module costs minutes, not hours.
+Equivalent mutants (changes no behaviour can reveal) count as survivors; `--show-survivors` lists them so
+a reader can tell which is which. The last line is the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# module -> the test files that claim to pin its behaviour (the issue's ten modules plus affectgpt.py).
+MODULE_TESTS: dict[str, list[str]] = {
+    "affectgpt/metrics/ew.py": ["tests/test_metrics_examples.py", "tests/test_metrics_properties.py"],
+    "affectgpt/model/fused_loss.py": ["tests/test_fused_loss.py"],
+    "affectgpt/data/prompts.py": ["tests/test_prompts.py", "tests/test_dataset.py"],
+    "affectgpt/metrics/unibench.py": ["tests/test_metrics_unibench.py"],
+    "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py"],
+    "affectgpt/model/fusion.py": ["tests/test_fusion.py", "tests/test_model.py"],
+    "affectgpt/train/checkpoints.py": ["tests/test_train_units.py", "tests/test_train_checkpoints.py"],
+    "affectgpt/labels/lists.py": ["tests/test_labels_lists.py", "tests/test_readers.py", "tests/test_metrics_examples.py"],
+    "affectgpt/data/safe_npz.py": ["tests/test_safe_npz.py"],
+    "affectgpt/data/media.py": ["tests/test_media.py", "tests/test_media_rules.py"],
+    "affectgpt/model/affectgpt.py": ["tests/test_model.py", "tests/test_generation.py"],
+}
+
+_CMP_SWAP = {
+    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
+}  # fmt: skip
+_BIN_SWAP = {
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
+    ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Mutant:
+    line: int
+    end_line: int
+    col: int
+    end_col: int
+    replacement: str  # source text replacing [line:col, end_line:end_col)
+    what: str
+
+    def label(self) -> str:
+        return f"line {self.line}: {self.what}"
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                out.add(id(first.value))
+    return out
+
+
+def _is_logging_or_message(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """Inside a logging call, a raise, an assert message or an f-string: changes there are cosmetic."""
+    current = node
+    while id(current) in parents:
+        parent = parents[id(current)]
+        if isinstance(parent, (ast.Raise, ast.JoinedStr)):
+            return True
+        if isinstance(parent, ast.Call):
+            func = parent.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in {"debug", "info", "warning", "error", "exception", "print", "append_note"}:
+                return True
+        current = parent
+    return False
+
+
+def find_mutants(source: str) -> list[Mutant]:
+    """Every mutation site of a module's source (skipping docstrings, messages and `# no mutate` lines)."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    docstrings = _docstring_nodes(tree)
+    out: list[Mutant] = []
+
+    def add(node: ast.AST, new: ast.AST | str, what: str) -> None:
+        if "no mutate" in lines[node.lineno - 1] or _is_logging_or_message(node, parents):
+            return
+        text = new if isinstance(new, str) else ast.unparse(new)
+        out.append(Mutant(node.lineno, node.end_lineno, node.col_offset, node.end_col_offset, text, what))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for i, op in enumerate(node.ops):
+                if type(op) in _CMP_SWAP:
+                    ops = list(node.ops)
+                    ops[i] = _CMP_SWAP[type(op)]()
+                    new = ast.Compare(left=node.left, ops=ops, comparators=node.comparators)
+                    add(node, new, f"{type(op).__name__} -> {type(ops[i]).__name__}")
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BIN_SWAP:
+            new_op = _BIN_SWAP[type(node.op)]()
+            add(node, ast.BinOp(left=node.left, op=new_op, right=node.right), f"{type(node.op).__name__} -> {type(new_op).__name__}")
+        elif isinstance(node, ast.AugAssign) and type(node.op) in _BIN_SWAP:
+            new_op = _BIN_SWAP[type(node.op)]()
+            add(node, ast.AugAssign(target=node.target, op=new_op, value=node.value), f"{type(node.op).__name__}= -> {type(new_op).__name__}=")
+        elif isinstance(node, ast.BoolOp):
+            other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+            add(node, ast.BoolOp(op=other, values=node.values), f"{type(node.op).__name__} -> {type(other).__name__}")
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
+            add(node, node.operand, f"drop {type(node.op).__name__}")
+        elif isinstance(node, ast.Constant) and id(node) not in docstrings:
+            value = node.value
+            if isinstance(value, bool):
+                add(node, repr(not value), f"{value} -> {not value}")
+            elif isinstance(value, int):
+                add(node, repr(value + 1), f"{value} -> {value + 1}")
+            elif isinstance(value, float):
+                new = value * 2 if value else 1.0
+                add(node, repr(new), f"{value} -> {new}")
+        elif isinstance(node, (ast.If, ast.While)) and not isinstance(node.test, ast.Constant):
+            test = node.test
+            add(test, ast.UnaryOp(op=ast.Not(), operand=test), "negate condition")
+        elif isinstance(node, ast.Return) and node.value is not None and not (
+            isinstance(node.value, ast.Constant) and node.value.value is None
+        ):
+            add(node, "return None", "return None")
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and id(node.value) not in docstrings:
+            add(node, "pass", "remove call statement")
+    # Sort for a stable order (ast.walk is breadth-first and stable too, but sorting is explicit).
+    return sorted(set(out), key=lambda m: (m.line, m.col, m.end_line, m.end_col, m.what, m.replacement))
+
+
+def apply(source: str, mutant: Mutant) -> str:
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def offset(line: int, col: int) -> int:  # ast columns are UTF-8 byte offsets
+        text = lines[line - 1]
+        return starts[line - 1] + len(text.encode("utf-8")[:col].decode("utf-8", errors="ignore"))
+
+    a, b = offset(mutant.line, mutant.col), offset(mutant.end_line, mutant.end_col)
+    replacement = mutant.replacement
+    if "\n" in replacement:
+        replacement = "(" + replacement.replace("\n", " ") + ")"
+    return source[:a] + replacement + source[b:]
+
+
+def _scratch_copy(repo: Path, workdir: Path) -> Path:
+    """A copy of the repository in `workdir/repo`, with `workdir/shared` pointing at the real ../shared."""
+    copy = workdir / "repo"
+    everywhere = shutil.ignore_patterns("__pycache__", "*.egg-info", ".pytest_cache", ".hypothesis")
+    top_level = {".git", ".venv", "data", "checkpoints", "results", "wandb", ".cache", "mutants"}
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = set(everywhere(directory, names))
+        return skipped | (top_level & set(names) if Path(directory) == repo else set())
+
+    shutil.copytree(repo, copy, ignore=ignore, symlinks=True)
+    shared = repo.parent / "shared"
+    if shared.exists():
+        (workdir / "shared").symlink_to(shared.resolve(), target_is_directory=True)
+    return copy
+
+
+def _env(copy: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(copy) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(HF_HUB_OFFLINE="1", WANDB_MODE="offline", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _pytest(copy: Path, args: list[str], timeout: float) -> tuple[int, float]:
+    start = time.time()
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly", *args]
+    try:
+        proc = subprocess.run(cmd, cwd=copy, env=_env(copy), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+        return proc.returncode, time.time() - start
+    except subprocess.TimeoutExpired:
+        return -9, time.time() - start
+
+
+def line_tests(copy: Path, module: str, tests: list[str], timeout: float) -> dict[int, set[str]]:
+    """line of `module` -> the test node ids that execute it (one coverage run with per-test contexts)."""
+    data_file = copy / ".mutation-coverage"
+    cmd = [sys.executable, "-m", "coverage", "run", f"--data-file={data_file}", f"--include={copy / module}",
+           "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]  # fmt: skip
+    env = _env(copy)
+    rcfile = copy / ".mutation-coveragerc"
+    rcfile.write_text("[run]\ndynamic_context = test_function\n")
+    cmd.insert(4, f"--rcfile={rcfile}")
+    proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the tests of {module} fail before any mutation:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    db = sqlite3.connect(data_file)
+    out: dict[int, set[str]] = defaultdict(set)
+    rows = db.execute(
+        "select line_bits.numbits, context.context from line_bits join context on line_bits.context_id = context.id"
+    ).fetchall()
+    from coverage.numbits import numbits_to_nums
+
+    for numbits, context in rows:
+        test = context
+        if not test:
+            continue
+        for line in numbits_to_nums(numbits):
+            out[line].add(test)
+    db.close()
+    return out
+
+
+def _test_ids(copy: Path, functions: set[str], tests: list[str]) -> list[str]:
+    """Map coverage's `module.Class.function` contexts to pytest node ids within `tests`."""
+    ids = []
+    for qualified in sorted(functions):
+        parts = qualified.split(".")
+        for test_file in tests:
+            stem = Path(test_file).stem
+            if stem in parts:
+                rest = parts[parts.index(stem) + 1 :]
+                ids.append(f"{test_file}::" + "::".join(rest))
+                break
+    return sorted(set(ids))
+
+
+@dataclass
+class ModuleResult:
+    module: str
+    total_sites: int
+    sampled: int
+    killed: int
+    uncovered: int
+    seconds: float
+    survivors: list[str]
+
+    @property
+    def score(self) -> float:
+        return self.killed / self.sampled if self.sampled else 1.0
+
+
+def run_module(copy: Path, module: str, tests: list[str], n: int, seed: int, timeout: float) -> ModuleResult:
+    start = time.time()
+    missing = [t for t in tests if not (copy / t).is_file()]
+    tests = [t for t in tests if (copy / t).is_file()]
+    if missing:
+        print(f"  (no {', '.join(missing)} yet; using {', '.join(tests) or 'nothing'})", flush=True)
+    if not tests:
+        raise RuntimeError(f"{module}: none of its test files exist")
+    path = copy / module
+    source = path.read_text(encoding="utf-8")
+    sites = find_mutants(source)
+    rng = random.Random(f"{seed}:{module}")
+    sample = sorted(rng.sample(sites, min(n, len(sites))), key=lambda m: (m.line, m.col))
+    coverage = line_tests(copy, module, tests, timeout * 4)
+    killed = uncovered = 0
+    survivors = []
+    try:
+        for k, mutant in enumerate(sample, 1):
+            covering = set().union(*(coverage.get(line, set()) for line in range(mutant.line, mutant.end_line + 1)))
+            node_ids = _test_ids(copy, covering, tests)
+            if not node_ids:
+                uncovered += 1
+                survivors.append(mutant.label() + "  [no test executes this line]")
+                status = "uncovered"
+            else:
+                mutated = apply(source, mutant)
+                try:
+                    ast.parse(mutated)
+                except SyntaxError:
+                    survivors.append(mutant.label() + "  [mutant does not parse: tool bug]")
+                    continue
+                path.write_text(mutated, encoding="utf-8")
+                code, seconds = _pytest(copy, node_ids, timeout)
+                path.write_text(source, encoding="utf-8")
+                if code != 0:
+                    killed += 1
+                    status = f"killed ({seconds:.0f} s)"
+                else:
+                    survivors.append(mutant.label())
+                    status = f"SURVIVED ({seconds:.0f} s)"
+            print(f"  [{k}/{len(sample)}] {mutant.label()}: {status}", flush=True)
+    finally:
+        path.write_text(source, encoding="utf-8")
+    return ModuleResult(module, len(sites), len(sample), killed, uncovered, time.time() - start, survivors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--module", action="append", help="module path (repeatable); default: all of MODULE_TESTS")
+    parser.add_argument("--tests", action="append", help="test files for --module (default: MODULE_TESTS)")
+    parser.add_argument("--n", type=int, default=40, help="mutants sampled per module")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per mutant test run (a timeout = killed)")
+    parser.add_argument("--repo", default=str(REPO), help="repository to mutate (a scratch copy is made)")
+    parser.add_argument("--show-survivors", action="store_true")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    modules = args.module or list(MODULE_TESTS)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+        copy = _scratch_copy(Path(args.repo).resolve(), Path(tmp))
+        for module in modules:
+            tests = args.tests or MODULE_TESTS.get(module)
+            if not tests:
+                raise SystemExit(f"{module}: no tests known; pass --tests")
+            print(f"== {module} ({', '.join(tests)})", flush=True)
+            results.append(run_module(copy, module, tests, args.n, args.seed, args.timeout))
+    print()
+    print(f"{'module':<36} {'sites':>6} {'sampled':>8} {'killed':>7} {'uncov.':>7} {'score':>7} {'time':>7}")
+    for r in results:
+        print(f"{r.module:<36} {r.total_sites:>6} {r.sampled:>8} {r.killed:>7} {r.uncovered:>7} {r.score:>7.0%} {r.seconds:>6.0f}s")
+        if args.show_survivors:
+            for s in r.survivors:
+                print(f"    survived: {s}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ | {"score": r.score} for r in results], indent=1))
+    total_killed = sum(r.killed for r in results)
+    total = sum(r.sampled for r in results)
+    worst = min(results, key=lambda r: r.score)
+    print(f"mutation: {total_killed}/{total} killed ({total_killed / max(total, 1):.0%}) over {len(results)} modules; "
+          f"lowest {worst.module} {worst.score:.0%}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
