@@ -90,7 +90,8 @@ def check_on_error(on_error: str) -> None:
 
 
 def read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Read a CSV as strings (names like 00012 stay strings; 'NA' stays text) and check columns/names."""
+    """Read a CSV as verbatim strings (names like 00012 stay strings; 'NA' stays text: readers apply
+    `pandas_text` to the subtitle/description cells only) and check columns and names."""
     if not path.is_file():
         raise DataError("CSV file not found", path=path)
     try:

@@ -117,7 +117,7 @@ class SkipLog:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def merge(self, other: "SkipLog") -> None:
+    def merge(self, other: SkipLog) -> None:
         for reason, n in other.counts.items():
             self.counts[reason] += n
             self.examples.setdefault(reason, []).extend(other.examples.get(reason, [])[:5])
