@@ -94,6 +94,17 @@ def test_skip_log_absorb_raises_or_counts_and_merge_adds():
     assert log.counts == {"unsafe sample name: empty name": 2, "empty subtitle": 1} and log.total == 3
     assert log.examples["empty subtitle"] == ["sample 'a': empty subtitle"]
     assert len(log.examples["unsafe sample name: empty name"]) == 2
+    # a merge takes at most five examples per reason from the other log, even one that holds more
+    many = SkipLog()
+    for part in range(2):
+        five = SkipLog()
+        for i in range(5):
+            five.add(DataError("missing audio file", sample=f"p{part}s{i}"))
+        many.merge(five)
+    assert len(many.examples["missing audio file"]) == 10 and many.counts["missing audio file"] == 10
+    fresh = SkipLog()
+    fresh.merge(many)
+    assert fresh.examples["missing audio file"] == [f"sample 'p0s{i}': missing audio file" for i in range(5)]
 
 
 def test_with_streams_keeps_only_requested_files():
