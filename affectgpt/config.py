@@ -97,6 +97,8 @@ class DataConfig:
     face_channel_order: str = "as_stored"
     # "skip": log, count and report bad samples (training default); "raise": stop at the first one.
     on_error: str = "skip"
+    # Empty-subtitle training samples: "keep" trains on them as official; "skip" drops them (failed transcripts?).
+    empty_subtitles: str = "skip"
     # Control experiment: permute media across samples, so only the text can carry the label.
     shuffle_media: bool = False
     # DataLoader worker processes decoding media in parallel (0 = in the main process).

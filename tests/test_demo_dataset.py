@@ -60,3 +60,17 @@ def test_every_unibench_folder_reads_back(demo_root, name):
     media = load_sample_media(records[0], DataConfig())
     assert media["audio"].shape == (8, 32000)
     assert media["frames"].shape == (8, 224, 224, 3)
+
+
+@pytest.mark.parametrize("name", list(UNIBENCH))
+def test_unibench_folders_hold_the_files_the_readers_prefer(demo_root, name):
+    """The generator writes the official releases' folders, so the preferred candidate (check_media=False)
+    exists for every sample: MELD audio in subaudio/, IEMOCAP video as .avi."""
+    root = demo_root / "unibench" / name
+    records = read_unibench(name, root, on_error="raise", check_media=False)
+    assert records and all(r.video.is_file() and r.audio.is_file() and r.face.is_file() for r in records)
+    assert records == read_unibench(name, root, on_error="raise")  # probing finds the same files
+    if name == "MELD":
+        assert {r.audio.parent.name for r in records} == {"subaudio"}
+    if name == "IEMOCAPFour":
+        assert {(r.video.parent.name, r.video.suffix) for r in records} == {("subvideo-tgt", ".avi")}

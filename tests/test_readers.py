@@ -16,7 +16,13 @@ import pytest
 from affectgpt.data.mer2025 import ReadReport, read_mer2025
 from affectgpt.data.records import DataError, SkipLog
 from affectgpt.data.safe_npz import save_npz_object
-from affectgpt.data.unibench import UNIBENCH, get_spec, ground_truth, read_dataset, read_unibench
+from affectgpt.data.unibench import (
+    UNIBENCH,
+    get_spec,
+    ground_truth,
+    read_dataset,
+    read_unibench,
+)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

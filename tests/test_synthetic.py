@@ -184,7 +184,7 @@ def test_secondary_labels_are_in_the_media(demo, decoded):
     assert checked >= 5
 
 
-UNIBENCH_VIDEO = {
+UNIBENCH_VIDEO = {  # the official releases' video folders (reference §3.3)
     "OVMERDPlus": "video", "MER2023": "video", "MER2024": "video", "MELD": "subvideo",
     "IEMOCAPFour": "subvideo-tgt", "CMUMOSI": "subvideo", "CMUMOSEI": "subvideo_new", "SIMS": "video", "SIMSv2": "video_new",
 }  # fmt: skip
@@ -200,7 +200,8 @@ def test_unibench_folders(demo):
     assert sorted(p.name for p in root.iterdir()) == sorted(UNIBENCH_VIDEO)
     for dataset, video_dir in UNIBENCH_VIDEO.items():
         folder = root / dataset
-        audio_dir = "subaudio" if dataset == "IEMOCAPFour" else "audio"
+        audio_dir = "subaudio" if dataset == "MELD" else "audio"  # the official releases' audio folders
+        assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted({video_dir, audio_dir, "openface_face"})
         ext = "avi" if dataset == "IEMOCAPFour" else "mp4"
         if dataset == "OVMERDPlus":
             labels = pd.read_csv(folder / "ovlabel.csv")

@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,40 @@ class DataError(ValueError):
         super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
 
 
+def check_sample_name(name: str, source: str | Path) -> str:
+    """`name` if it is a plain file name, else a DataError naming the sample, the `source` file and the reason.
+
+    Sample names from CSVs and npz keys become media paths (`<root>/video/<name>.mp4`), so a name such as
+    `../../outside/evil` or `/etc/x` would open files outside the data root. Only a non-empty single path
+    component is accepted: no `/` or `\\`, not `.` / `..`, no drive prefix (`C:`), no NUL byte.
+    """
+    reason = _unsafe_name_reason(name)
+    if reason is None:
+        return name
+    shown = name if isinstance(name, str) and name.isprintable() else ascii(name)
+    raise DataError(f"unsafe sample name: {reason}", sample=shown, path=source)
+
+
+def _unsafe_name_reason(name: str) -> str | None:
+    if not isinstance(name, str):
+        return f"a name must be text, got {type(name).__name__}"
+    if name == "":
+        return "empty name"
+    if "\0" in name:
+        return "contains a NUL byte"
+    if name.startswith(("/", "\\")):
+        return "an absolute path, not a file name"
+    drive = PureWindowsPath(name).drive
+    if drive:  # `C:evil` opens C:'s current folder on Windows
+        return f"starts with the drive prefix {drive!r}"
+    for separator in ("/", "\\"):
+        if separator in name:
+            return f"contains the path separator {separator!r}"
+    if name in (".", ".."):
+        return f"{name!r} is a directory reference, not a file name"
+    return None
+
+
 def with_streams(record: Record, streams: Iterable[str], needed_by: str = "") -> Record:
     """`record` keeping only the files of `streams`, so a media loader decodes nothing else; a
     DataError naming the absent ones (`needed_by` says who needs them) when some have no file."""
@@ -83,7 +117,7 @@ class SkipLog:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def merge(self, other: "SkipLog") -> None:
+    def merge(self, other: SkipLog) -> None:
         for reason, n in other.counts.items():
             self.counts[reason] += n
             self.examples.setdefault(reason, []).extend(other.examples.get(reason, [])[:5])

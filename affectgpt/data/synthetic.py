@@ -119,7 +119,9 @@ def _valence(emotion: str, rng: np.random.Generator) -> float:
 
 
 def write_unibench(root: Path, dataset: str, seed: int) -> None:
-    """One small MER-UniBench test folder in the official format of `dataset` (reference §3.2-3.3)."""
+    """One small MER-UniBench test folder in the official format of `dataset` (reference §3.2-3.3): the official
+    releases' folder names (video `video` / `subvideo` / `subvideo-tgt` (.avi) / `subvideo_new` / `video_new`;
+    audio `subaudio` for MELD, else `audio`) and label / subtitle files."""
     key = UNIBENCH.index(dataset) + 1
     rng = np.random.default_rng([seed, key])
     video_dir, video_ext, audio_dir, sub_file = "video", "mp4", "audio", "transcription-engchi-polish.csv"
@@ -134,13 +136,13 @@ def write_unibench(root: Path, dataset: str, seed: int) -> None:
         save_npz_object(root / "label-6way.npz", train_corpus={}, test1_corpus=corpus)
         sub_file = "transcription-engchi-polish.csv" if dataset == "MER2023" else "transcription_merge.csv"
     elif dataset == "MELD":
-        video_dir = "subvideo"
+        video_dir, audio_dir = "subvideo", "subaudio"
         idx = [i % 7 for i in range(n)]
         specs = [Spec(f"test_dia{i // 3}_utt{i % 3}", TO_CUE.get(MELD7[k], MELD7[k])) for i, k in enumerate(idx)]
         save_npz_object(root / "label.npz", train_corpus={}, val_corpus={},
                         test_corpus={s.name: {"emo": k} for s, k in zip(specs, idx)})  # fmt: skip
     elif dataset == "IEMOCAPFour":
-        video_dir, video_ext, audio_dir = "subvideo-tgt", "avi", "subaudio"
+        video_dir, video_ext = "subvideo-tgt", "avi"
         gender = ["FM"[i % 2] for i in range(n)]
         names = [f"Ses05{g}_impro0{1 + i // 6}_{g}{i % 6:03d}" for i, g in enumerate(gender)]
         names += ["Ses01F_impro01_F000", "Ses01M_script02_M001"]

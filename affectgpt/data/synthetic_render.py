@@ -20,7 +20,9 @@ SECONDARY = {
     "disgusted": ("annoyed", "angry"),
 }  # fmt: skip
 FPS, N_FRAMES, SIZE, N_FACES, SECONDS, SAMPLE_RATE = 8, 24, 112, 12, 3.0, 16000
-VERSION = 1  # bump when the rules change, so ensure_demo_dataset regenerates old folders
+# Bump when the rules change, so ensure_demo_dataset regenerates old folders.
+# 2: MELD audio in subaudio/, IEMOCAP audio in audio/ (the official releases' folder names).
+VERSION = 2
 
 
 @dataclass(frozen=True)

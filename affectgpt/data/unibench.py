@@ -1,9 +1,11 @@
 """Readers for the nine MER-UniBench test sets (reference §3.2-§3.3, §4) and `read_dataset`.
 
 Each dataset is one frozen `UnibenchSpec` row of facts (label file and keys, test split, subtitle
-column, media folders); `read_unibench` interprets a spec. Evaluation must never lose a sample
-silently, so the default is on_error="raise"; an empty or missing subtitle is accepted as "" (as
-official) but counted and logged, and a test-split size different from the official one is logged.
+column, media folders and which alternative wins); `read_unibench` interprets a spec. Evaluation must
+never lose a sample silently, so the default is on_error="raise" (a skipped test sample changes the
+score); an empty or missing subtitle is accepted as "" (as official) but counted and logged, subtitle
+cells are verbatim with pandas' default NA tokens read as "" (as the official pandas reading does), and a
+test-split size different from the official one is logged.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ from affectgpt.data.mer2025 import (
     check_on_error,
     list_files,
     name_preview,
+    note_malformed_label,
+    pandas_text,
     read_csv,
     read_mer2025,
+    report_malformed_labels,
+    report_na_text,
     report_size,
+    unsafe_names,
 )
 from affectgpt.data.records import DataError, Record, SkipLog
 from affectgpt.data.safe_npz import load_npz_object
@@ -34,7 +41,6 @@ from affectgpt.labels.lists import string_to_list
 logger = logging.getLogger(__name__)
 
 TASKS = ("discrete", "dimension", "ovlabel")
-VIDEO_EXTENSIONS = (".mp4", ".avi")  # probed in this order
 POLISH_CSV = "transcription-engchi-polish.csv"
 
 
@@ -48,6 +54,10 @@ class UnibenchSpec:
     subtitle_csv: str
     subtitle_column: str
     video_dirs: tuple[str, ...]
+    # Probe order when a folder holds both alternatives: the official MELD class reads `subaudio/` and the
+    # IEMOCAP class `.avi`; the other sets' classes name only `audio/` and `.mp4` (MER2023 ships .mp4 or
+    # .avi), so for them the official file comes first and the alternative is only a fallback.
+    video_exts: tuple[str, ...] = (".mp4", ".avi")
     audio_dirs: tuple[str, ...] = ("audio", "subaudio")
     face_dir: str = "openface_face"  # flat: openface_face/<name>.npy
     label_names: tuple[str, ...] | None = None  # integer `emo` -> word
@@ -69,7 +79,7 @@ def _sentiment(name: str, size: int, video_dir: str) -> UnibenchSpec:
 UNIBENCH: dict[str, UnibenchSpec] = {
     spec.name: spec
     for spec in (
-        UnibenchSpec(
+        UnibenchSpec(  # test names from subtitle_eng.csv (as the official inference), GT from ovlabel.csv
             "OVMERDPlus", "ovlabel", "ovlabel.csv", "openset", 532, "subtitle_eng.csv", "sentence", ("video",)
         ),
         UnibenchSpec(
@@ -82,11 +92,11 @@ UNIBENCH: dict[str, UnibenchSpec] = {
         ),
         UnibenchSpec(
             "MELD", "discrete", "label.npz", "test_corpus", 2610, POLISH_CSV, "english", ("subvideo",),
-            label_names=_MELD, train_keys=("train_corpus", "val_corpus"),
+            audio_dirs=("subaudio", "audio"), label_names=_MELD, train_keys=("train_corpus", "val_corpus"),
         ),
         UnibenchSpec(
             "IEMOCAPFour", "discrete", "label_4way.npz", "whole_corpus", 1241, POLISH_CSV, "english",
-            ("subvideo-tgt",), label_names=_IEMOCAP, test_session="5",
+            ("subvideo-tgt",), video_exts=(".avi", ".mp4"), label_names=_IEMOCAP, test_session="5",
         ),
         _sentiment("CMUMOSI", 686, "subvideo"),
         _sentiment("CMUMOSEI", 4659, "subvideo_new"),
@@ -123,8 +133,10 @@ def _test_labels(spec: UnibenchSpec, root: Path) -> dict[str, Any]:
 
 
 def _apply_label(record: Record, spec: UnibenchSpec, raw: Any, path: Path) -> None:
-    """Fill onehot / valence / ovlabels from one raw label; a malformed label is a DataError."""
+    """Fill onehot / valence / ovlabels from one raw label; an unusable label is a DataError."""
     if spec.task == "ovlabel":
+        if raw is None:
+            raise DataError(f"no row in {spec.label_file} (no ground truth)", sample=record.name, path=path)
         record.ovlabels = string_to_list(raw) or list(EMPTY_OPENSET)
         return
     if not isinstance(raw, dict):
@@ -170,10 +182,10 @@ def read_unibench(
     check_media: bool = True,
     report: ReadReport | None = None,
 ) -> list[Record]:
-    """The test split of one MER-UniBench dataset as records (label-file order).
+    """The test split of one MER-UniBench dataset as records (label-file order; OV-MERD+: subtitle-file order).
 
-    With check_media=False, paths are the first candidate (`<video_dirs[0]>/<name>.mp4`,
-    `audio/<name>.wav`) whether or not they exist.
+    With check_media=False, paths are the preferred candidates (`<video_dirs[0]>/<name><video_exts[0]>`,
+    `<audio_dirs[0]>/<name>.wav`) whether or not they exist.
     """
     spec = get_spec(name)
     root = Path(root)
@@ -185,24 +197,44 @@ def read_unibench(
 
     label_path = root / spec.label_file
     labels = _test_labels(spec, root)
-    report.listed = len(labels)
-    report_size(report)
     subtitle_path = root / spec.subtitle_csv
     subtitle_frame = read_csv(subtitle_path, ["name", spec.subtitle_column])
     subtitles = dict(zip(subtitle_frame["name"], subtitle_frame[spec.subtitle_column]))
+    names, names_from = list(labels), label_path
+    if spec.task == "ovlabel":  # official OV-MERD+ inference takes its test names from the subtitle file
+        names, names_from = list(subtitles), subtitle_path
+        gt_only = [n for n in labels if n not in subtitles]
+        if gt_only:
+            report.warn(
+                f"{spec.name}: {len(gt_only)} name(s) of {spec.label_file} are not in {spec.subtitle_csv} and so are "
+                f"not test samples (official test names come from {spec.subtitle_csv}): {name_preview(gt_only)}"
+            )
+    report.listed = len(names)
+    report_size(report)
+    dropped = unsafe_names(names, names_from, on_error, skips)
 
     listings: dict[str, set[str]] = {}
     no_row: list[str] = []
+    na_subtitles: list[str] = []
     records: list[Record] = []
-    for sample, raw in labels.items():
-        record = Record(name=sample, dataset=spec.name, subtitle=str(subtitles.get(sample, "")).strip())
+    for sample in names:
+        if sample in dropped:
+            continue
+        cell = subtitles.get(sample, "")
+        subtitle = pandas_text(cell)
+        if subtitle != cell:
+            na_subtitles.append(sample)
+        record = Record(name=sample, dataset=spec.name, subtitle=subtitle if subtitle.strip() else "")
         if sample not in subtitles:
             no_row.append(sample)
+        raw = labels.get(sample)
+        if spec.task == "ovlabel" and raw is not None:
+            note_malformed_label(report, sample, raw)
         try:
             _apply_label(record, spec, raw, label_path)
             if check_media:
                 for kind, dirs, exts in (
-                    ("video", spec.video_dirs, VIDEO_EXTENSIONS),
+                    ("video", spec.video_dirs, spec.video_exts),
                     ("audio", spec.audio_dirs, (".wav",)),
                     ("face", (spec.face_dir,), (".npy",)),
                 ):
@@ -212,7 +244,7 @@ def read_unibench(
                         raise DataError(f"missing {kind} file (looked for {wanted})", sample=sample, path=root)
                     setattr(record, kind, path)
             else:
-                record.video = root / spec.video_dirs[0] / f"{sample}.mp4"
+                record.video = root / spec.video_dirs[0] / f"{sample}{spec.video_exts[0]}"
                 record.audio = root / spec.audio_dirs[0] / f"{sample}.wav"
                 record.face = root / spec.face_dir / f"{sample}.npy"
         except DataError as err:
@@ -222,13 +254,13 @@ def read_unibench(
             report.empty_subtitles.append(sample)
         records.append(record)
 
+    report_na_text(report, subtitle_path, spec.subtitle_column, na_subtitles)
+    report_malformed_labels(report, label_path)
     if report.empty_subtitles:
-        message = (
+        report.warn(
             f"{spec.name}: {len(report.empty_subtitles)} sample(s) have an empty subtitle and are evaluated "
             f"with '' ({len(no_row)} without a row in {spec.subtitle_csv}): {name_preview(report.empty_subtitles)}"
         )
-        report.warnings.append(message)
-        logger.warning(message)
     report.returned = len(records)
     report.skipped = skips.total - skipped_before
     if report.skipped:
@@ -236,13 +268,19 @@ def read_unibench(
     return records
 
 
-def read_dataset(name: str, root: str | Path, subtitle_language: str = "english", **kwargs: Any) -> list[Record]:
+def read_dataset(
+    name: str, root: str | Path, subtitle_language: str = "english", allow_empty_subtitle: bool = False, **kwargs: Any
+) -> list[Record]:
     """One entry point for other modules: MER2025 sets by their lower-case key, else a UniBench name.
 
     `subtitle_language` picks the MER2025 subtitle column; each UniBench set has its own fixed column.
+    `allow_empty_subtitle` is the MER2025 (training) policy; UniBench test sets always keep such samples.
     """
     if name.lower() in MER2025_FILES:
-        return read_mer2025(root, dataset=name.lower(), subtitle_language=subtitle_language, **kwargs)
+        return read_mer2025(
+            root, dataset=name.lower(), subtitle_language=subtitle_language,
+            allow_empty_subtitle=allow_empty_subtitle, **kwargs,
+        )  # fmt: skip
     return read_unibench(name, root, **kwargs)
 
 

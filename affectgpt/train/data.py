@@ -44,12 +44,29 @@ def split_by_name(records: list[Record], val_fraction: float) -> tuple[list[Reco
     return train, val
 
 
-def load_records(data_cfg: Any, skips: SkipLog) -> tuple[list[Record], list[Record]]:
-    """(train, val) records per data.train_dataset / data.val_dataset (split | ovmerd | a MER-UniBench name)."""
+EMPTY_SUBTITLES = {"keep": True, "skip": False}  # data.empty_subtitles -> the readers' allow_empty_subtitle
+
+
+def load_records(data_cfg: Any, skips: SkipLog, reports: list | None = None) -> tuple[list[Record], list[Record]]:
+    """(train, val) records per data.train_dataset / data.val_dataset (split | ovmerd | a MER-UniBench name).
+
+    `reports`, if given, receives one ReadReport per file set read (NA cells, empty subtitles, warnings)."""
+    from affectgpt.data.mer2025 import ReadReport
     from affectgpt.data.unibench import read_dataset
 
-    kwargs = dict(subtitle_language=data_cfg.subtitle_language, on_error=data_cfg.on_error, skips=skips)
-    records = read_dataset(data_cfg.train_dataset, data_cfg.root, **kwargs)
+    policy = data_cfg.empty_subtitles
+    if policy not in EMPTY_SUBTITLES:
+        raise ValueError(f"data.empty_subtitles must be one of {list(EMPTY_SUBTITLES)}, got {policy!r}")
+    kwargs = {"subtitle_language": data_cfg.subtitle_language, "on_error": data_cfg.on_error, "skips": skips,
+              "allow_empty_subtitle": EMPTY_SUBTITLES[policy]}  # fmt: skip
+
+    def read(name: str, root: str) -> list[Record]:
+        report = ReadReport()
+        if reports is not None:
+            reports.append(report)
+        return read_dataset(name, root, report=report, **kwargs)
+
+    records = read(data_cfg.train_dataset, data_cfg.root)
     source = data_cfg.val_dataset
     if source == "split":
         train, val = split_by_name(records, data_cfg.val_fraction)
@@ -58,7 +75,7 @@ def load_records(data_cfg: Any, skips: SkipLog) -> tuple[list[Record], list[Reco
         root = data_cfg.unibench_roots.get(source, data_cfg.root)
         if source.lower() not in ("ovmerd", "mercaptionplus") and source not in data_cfg.unibench_roots:
             raise ValueError(f"data.val_dataset={source!r}: no root in data.unibench_roots (have {sorted(data_cfg.unibench_roots)})")
-        val = read_dataset(source, root, **kwargs)
+        val = read(source, root)
     val = [r for r in val if r.ovlabels is not None]
     if not val:
         raise ValueError(f"data.val_dataset={source!r}: no validation samples with OV labels")
