@@ -83,7 +83,7 @@ def test_published_row_is_a_mean_of_per_dataset_maxima():
 @pytest.mark.parametrize(
     "spec, expected",
     [("30-60:5", [30, 35, 40, 45, 50, 55, 60]), ("30,40,60", [30, 40, 60]), ("60", [60]), ("3-5", [3, 4, 5]),
-     (" 60 , 10-30:10 ", [10, 20, 30, 60]), ("0", [0])],
+     (" 60 , 10-30:10 ", [10, 20, 30, 60]), ("0", [0]), ("30-30", [30]), ("1-7:3", [1, 4, 7])],
 )  # fmt: skip
 def test_parse_epochs(spec, expected):
     assert parse_epochs(spec) == expected
@@ -100,6 +100,11 @@ def test_parse_epochs_errors(spec, message):
         parse_epochs(spec)
 
 
+def test_scores_of_exactly_zero_and_one_are_fractions():
+    result = paper_protocol({"A": {30: 0.0, 35: 1.0}, "B": {30: 0.0, 35: 0.0}})
+    assert result.best_score == {"A": 1.0, "B": 0.0} and result.mean == 0.5
+
+
 def test_bad_tables_are_clear_errors():
     with pytest.raises(ValueError, match=r"B: no score for epoch\(s\) \[40\]"):
         paper_protocol({"A": {30: 0.5, 40: 0.6}, "B": {30: 0.5}}, [30, 40])
@@ -107,6 +112,8 @@ def test_bad_tables_are_clear_errors():
         paper_protocol({"A": {30: 55.6}})
     with pytest.raises(ValueError, match="not a fraction"):
         paper_protocol({"A": {30: float("nan")}})
+    with pytest.raises(ValueError, match="score -0.1 is not a fraction"):
+        paper_protocol({"A": {30: -0.1}})
     with pytest.raises(ValueError, match="no dataset"):
         paper_protocol({})
     with pytest.raises(ValueError, match="no epoch is scored for every dataset"):
