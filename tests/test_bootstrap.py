@@ -310,9 +310,53 @@ def test_paired_inputs_must_match(wheel):
     dim = bs.dimension_samples({n: 1.0 for n in gt}, {n: "positive" for n in gt}, "MER2023")
     with pytest.raises(ValueError, match="discrete.*dimension"):
         bs.paired_difference(a, dim)
+    ov_gt, ov_pred = ov_set(20, 15)
+    ov_other = dict(ov_gt, s0004="[neutral]")  # s0004 is kept in some wheel, now in none
+    with pytest.raises(DataError, match="different ground truth"):
+        bs.paired_difference(bs.ov_samples(ov_gt, ov_pred, wheel, "OV"), bs.ov_samples(ov_other, ov_pred, wheel, "OV"))
+    with pytest.raises(DataError, match="different ground truth"):
+        bs.paired_difference(dim, bs.dimension_samples({n: -1.0 for n in gt}, {n: "positive" for n in gt}, "MER2023"))
+    with pytest.raises(DataError, match="A has 20 scored samples, run B 19"):
+        bs.paired_difference(dim, bs.dimension_samples(dict(dict.fromkeys(gt, 1.0), s0000=0.0),
+                                                       dict.fromkeys(gt, "positive"), "MER2023"))  # fmt: skip
+
+
+def test_paired_mean_is_the_mean_of_the_set_differences(wheel):
+    runs = {}
+    for name, (task, make) in {"MER2023": ("discrete", discrete_set), "SIMS": ("dimension", dimension_set)}.items():
+        gt, pred_a = make(50, 16)
+        _, pred_b = make(50, 17)
+        expected = project_scores(task, gt, pred_b, wheel)["score"] - project_scores(task, gt, pred_a, wheel)["score"]
+        runs[name] = (bs.per_sample(task, gt, pred_a, wheel, name), bs.per_sample(task, gt, pred_b, wheel, name),
+                      expected)
+    a, b = {k: v[0] for k, v in runs.items()}, {k: v[1] for k, v in runs.items()}
+    result = bs.paired_difference(a, b, n_resamples=50)
+    for name, (_, _, expected) in runs.items():
+        assert abs(result.per_dataset[name].point - expected) < EXACT
+    assert abs(result.mean.point - (runs["MER2023"][2] + runs["SIMS"][2]) / 2) < EXACT
+    np.testing.assert_allclose(result.mean.samples, (result.per_dataset["MER2023"].samples
+                                                     + result.per_dataset["SIMS"].samples) / 2, rtol=0, atol=EXACT)
 
 
 # ---- arguments, errors, formatting --------------------------------------------------------------------
+
+
+def test_per_sample_arrays_are_validated():
+    names = ("a", "b")
+    with pytest.raises(ValueError, match="hits .* and kept .* must be equal 2-D"):
+        bs.HitSamples(names, np.zeros((5, 2)), np.zeros((5, 3), bool))
+    with pytest.raises(ValueError, match="must be equal 2-D"):
+        bs.HitSamples(names, np.zeros(2), np.zeros(2, bool))
+    with pytest.raises(ValueError, match="3 names for 2 samples"):
+        bs.HitSamples(("a", "b", "c"), np.zeros((5, 2)), np.zeros((5, 2), bool))
+    with pytest.raises(ValueError, match="differ"):
+        bs.DimensionSamples(names, np.zeros(2, bool), np.zeros(3, bool))
+    with pytest.raises(ValueError, match="1 names for 2 samples"):
+        bs.DimensionSamples(("a",), np.zeros(2, bool), np.zeros(2, bool))
+    with pytest.raises(ValueError, match="equal 2-D arrays"):
+        bs.OVSamples(names, np.zeros((5, 2)), np.zeros((5, 2)), np.zeros((4, 2), bool))
+    with pytest.raises(ValueError, match="3 names for 2 samples"):
+        bs.OVSamples(("a", "b", "c"), np.zeros((5, 2)), np.zeros((5, 2)), np.zeros((5, 2), bool))
 
 
 def test_bad_arguments_are_clear_errors(wheel):
@@ -324,6 +368,11 @@ def test_bad_arguments_are_clear_errors(wheel):
             bs.bootstrap(ps, **kwargs)
     with pytest.raises(DataError, match="s0002"):
         bs.discrete_samples(gt, {n: v for n, v in pred.items() if n != "s0002"}, wheel, "MER2023")
+    many_gt, _ = discrete_set(30, 13)
+    with pytest.raises(DataError, match=r"21 GT name\(s\) have no prediction: .*s0019 \.\.\. \(21 in all\)"):
+        bs.ov_samples(many_gt, {n: "[]" for n in list(many_gt)[21:]}, wheel, "OV")
+    with pytest.raises(DataError, match=r"20 GT name\(s\) have no prediction: .*s0019$"):
+        bs.ov_samples(many_gt, {n: "[]" for n in list(many_gt)[20:]}, wheel, "OV")
     with pytest.raises(DataError, match="b.*no sentiment"):
         bs.dimension_samples({"a": 1.0, "b": -1.0}, {"a": "positive"}, "SIMS")
     with pytest.raises(ValueError, match="SIMS: no scorable sample"):
