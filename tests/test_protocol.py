@@ -120,3 +120,5 @@ def test_bad_tables_are_clear_errors():
         paper_protocol({"A": {30: 0.5}, "B": {35: 0.5}})
     with pytest.raises(ValueError, match=r"validation: no score for epoch\(s\) \[40\]"):
         common_epoch(TABLE, {30: 0.1, 35: 0.2}, [30, 35, 40])
+    with pytest.raises(ValueError, match=r"validation: score of epoch\(s\) \[35\] is not a finite number"):
+        common_epoch(TABLE, {30: 0.1, 35: float("nan"), 40: 0.2}, [30, 35, 40])

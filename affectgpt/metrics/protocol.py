@@ -126,6 +126,9 @@ def common_epoch(scores: Scores, val_scores: Mapping[int, float] | None,
         missing = [e for e in epochs if e not in val_scores]
         if missing:
             raise ValueError(f"validation: no score for epoch(s) {missing} (scored: {sorted(val_scores)})")
+        bad = [e for e in epochs if not math.isfinite(float(val_scores[e]))]
+        if bad:
+            raise ValueError(f"validation: score of epoch(s) {bad} is not a finite number")
         epoch, selected_by = _best({e: float(val_scores[e]) for e in epochs}), "best validation score"
     return CommonEpoch(epoch, selected_by, {d: per[epoch] for d, per in table.items()}, means[epoch])
 
