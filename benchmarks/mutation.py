@@ -48,6 +48,8 @@ MODULE_TESTS: dict[str, list[str]] = {
     "affectgpt/data/safe_npz.py": ["tests/test_safe_npz.py"],
     "affectgpt/data/media.py": ["tests/test_media.py", "tests/test_media_rules.py"],
     "affectgpt/model/affectgpt.py": ["tests/test_model.py", "tests/test_generation.py"],
+    "affectgpt/metrics/bootstrap.py": ["tests/test_bootstrap.py"],
+    "affectgpt/metrics/protocol.py": ["tests/test_protocol.py"],
 }
 
 _CMP_SWAP = {
