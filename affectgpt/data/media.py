@@ -260,7 +260,7 @@ def load_image(path: str | Path, size: int = 224, *, sample: str | None = None) 
             rgb = image.convert("RGB").resize((size, size))
     except Exception as err:  # PIL.UnidentifiedImageError, truncated files, decoder errors
         raise DataError(f"cannot read image ({type(err).__name__}: {_first_line(err)})", sample=sample, path=path) from err
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)[None])
+    return np.array(rgb, dtype=np.uint8)[None]  # a writable copy (np.asarray of a PIL image is read-only)
 
 
 def load_sample_media(record: Record, data_cfg: Any) -> dict[str, np.ndarray]:
