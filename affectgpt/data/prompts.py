@@ -41,7 +41,7 @@ FLOATING = "\ufb02oating"  # the official text writes "ﬂoating" with the ligat
 QUESTIONS = {"description": DESCRIPTION_QUESTION, "ovlabel": OVLABEL_QUESTION}  # training targets' questions
 
 
-def onehot_question(candidates: Sequence[str] | None = None) -> str:
+def onehot_question(candidates: Sequence[str] = ()) -> str:
     """The discrete-label question: with the dataset's label set joined by "," (no space), or without one."""
     if candidates:
         return f"{ONEHOT_CANDIDATES_PREFIX}{','.join(candidates)}."
