@@ -102,6 +102,9 @@ def run_single_clip(args, cfg, ckpt, question, settings) -> int:
         if args.audio or args.face or args.subtitle:
             raise ValueError("--image answers for the image alone: its prompt holds no audio, faces or subtitle")
         record = image_record(args.image)
+        if cfg.model.face_or_frame != "image":  # as official: image_llama_proj gets no gradient in video training
+            print(f"warning: this checkpoint was trained with face_or_frame={cfg.model.face_or_frame}; its image "
+                  "projection (image_llama_proj) was never trained, so image answers are not meaningful", file=sys.stderr)  # fmt: skip
         cfg.model.face_or_frame = "image"
     else:
         if "image" in get_mode(cfg.model.face_or_frame).streams:

@@ -248,6 +248,7 @@ def test_single_image(ckpt: Path, data_root: Path, tmp_path: Path, capsys) -> No
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(photo)
     code, stdout, err = run(["--ckpt", ckpt, "--image", photo], capsys)
     assert code == 0, err[-2000:]
+    assert "trained with face_or_frame=multiface_audio_face_text; its image projection" in err  # a video checkpoint
     cfg = load_config(ckpt / "config.yaml", ["model.face_or_frame=image"])
     model, tokenizer = load_model(cfg, ckpt, torch.device("cpu"))
     settings = GenerationSettings(batch_size=1, max_new_tokens=cfg.eval.max_new_tokens, seed=cfg.train.seed)
