@@ -4,6 +4,11 @@
   python infer.py --ckpt CKPT_DIR --split test                     # every MER-UniBench set in data.unibench_roots
   python infer.py --ckpt CKPT_DIR --dataset OVMERDPlus [--data-root DIR] [--question description]
   python infer.py --ckpt CKPT_DIR --video clip.mp4 [--audio clip.wav] [--face faces.npy] [--subtitle "..."]
+  python infer.py --ckpt CKPT_DIR --image photo.jpg                 # face_or_frame=image: one still image
+
+Questions (--question): ovlabel (default), description, sentiment, onehot, onehot-candidates (the dataset's
+label set: MER2023, MER2024, MELD, IEMOCAPFour), valence (the dataset's range: CMUMOSI, CMUMOSEI, SIMS,
+SIMSv2) -- the official texts -- or any question text.
 
 Results: one `name,response` file per dataset (JSONL, or CSV with --out X.csv) plus X.meta.json, by
 default under results/<run>/<checkpoint>/<dataset>.jsonl; `python evaluate.py run --results-dir DIR`
@@ -31,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--audio", help="single-clip mode: audio file (default: the video's sound track)")
     what.add_argument("--face", help="single-clip mode: face crops .npy (default: use video frames)")
     what.add_argument("--subtitle", default="", help="single-clip mode: the subtitle text")
-    what.add_argument("--question", default="ovlabel", help='"ovlabel" (default), "description", or any question text')
+    what.add_argument("--image", help="single-image mode (face_or_frame=image): answer for this image and print it")
+    what.add_argument("--question", default="ovlabel",
+                      help="ovlabel (default), description, sentiment, onehot, onehot-candidates, valence, or any text")  # fmt: skip
     gen = p.add_argument_group("generation")
     gen.add_argument("--batch-size", type=int, help="default: train.val_batch_size for --split val, else eval.batch_size")
     gen.add_argument("--max-new-tokens", type=int, help="default: train.val_max_new_tokens for --split val, else eval.max_new_tokens")
@@ -86,29 +93,44 @@ def settings_from(args: argparse.Namespace, cfg, split: str | None):
 
 
 def run_single_clip(args, cfg, ckpt, question, settings) -> int:
-    from affectgpt.infer.clip import answer_clip, clip_record
+    from affectgpt.data.modes import get_mode
+    from affectgpt.infer.clip import answer_clip, clip_record, image_record
     from affectgpt.infer.runner import autocast_for, frame_fallback, load_model, pick_device
 
     cfg.data.feature_cache = ""  # a single clip is never in the cache: encode it on the fly
-    record = clip_record(args.video, args.audio, args.face, args.subtitle)
-    if not args.face and frame_fallback(cfg):
-        print(f"no --face given: reading video frames ({cfg.model.face_or_frame})", file=sys.stderr)
+    if args.image:
+        if args.audio or args.face or args.subtitle:
+            raise ValueError("--image answers for the image alone: its prompt holds no audio, faces or subtitle")
+        record = image_record(args.image)
+        if cfg.model.face_or_frame != "image":  # as official: image_llama_proj gets no gradient in video training
+            print(f"warning: this checkpoint was trained with face_or_frame={cfg.model.face_or_frame}; its image "
+                  "projection (image_llama_proj) was never trained, so image answers are not meaningful", file=sys.stderr)  # fmt: skip
+        cfg.model.face_or_frame = "image"
+    else:
+        if "image" in get_mode(cfg.model.face_or_frame).streams:
+            raise ValueError("face_or_frame=image answers for a still image: use --image FILE, not --video")
+        record = clip_record(args.video, args.audio, args.face, args.subtitle)
+        if not args.face and frame_fallback(cfg):
+            print(f"no --face given: reading video frames ({cfg.model.face_or_frame})", file=sys.stderr)
     device = pick_device(args.device)
     model, tokenizer = load_model(cfg, ckpt, device)
     print(answer_clip(model, tokenizer, cfg, record, question, settings, autocast_for(cfg, device)))
     return 0
 
 
-def run_datasets(args, cfg, ckpt, question, settings) -> int:
+def run_datasets(args, cfg, ckpt, settings) -> int:
     from affectgpt.data.records import SkipLog
+    from affectgpt.infer.generate import resolve_question
     from affectgpt.infer.runner import (
-        autocast_for, default_out_dir, load_model, pick_device, prepare_feature_cache, select_record_sets,
+        VAL, autocast_for, default_out_dir, load_model, pick_device, prepare_feature_cache, select_record_sets,
     )
     from affectgpt.signals import StopFlag
 
     read_skips = SkipLog()
     datasets = [d.strip() for d in (args.dataset or "").split(",") if d.strip()]
     sets = select_record_sets(cfg, args.split, datasets, args.data_root, read_skips)
+    # per dataset: onehot-candidates / valence state its label set / range (checked before the model loads)
+    questions = [resolve_question(args.question, cfg.data.val_dataset if rs.label == VAL else rs.label) for rs in sets]
     if args.out and len(sets) > 1:
         raise ValueError(f"--out names one file but {len(sets)} datasets are inferred; use --out-dir")
     out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(cfg, ckpt)
@@ -120,7 +142,7 @@ def run_datasets(args, cfg, ckpt, question, settings) -> int:
     stop = StopFlag("finishing the current batch; the answers written so far are kept")  # twice: at once
     stop.install()
     try:
-        for rs in sets:
+        for rs, question in zip(sets, questions):
             code = _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenizer, autocast, stop)
             if code == 130:
                 return code
@@ -179,15 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     from affectgpt.model.checkpoint import CheckpointError
 
     try:
-        if args.video and (args.split or args.dataset):
-            raise ValueError("--video (single clip) cannot be combined with --split / --dataset")
+        if args.video and args.image:
+            raise ValueError("--video and --image are two single-input modes: give one")
+        if (args.video or args.image) and (args.split or args.dataset):
+            raise ValueError("--video / --image (single input) cannot be combined with --split / --dataset")
         ckpt = resolve_checkpoint(args.ckpt)
         cfg = checkpoint_config(ckpt, args.overrides, args.llm, args.clip, args.hubert)
-        question = resolve_question(args.question)
         settings = settings_from(args, cfg, args.split)
-        if args.video:
-            return run_single_clip(args, cfg, ckpt, question, settings)
-        return run_datasets(args, cfg, ckpt, question, settings)
+        if args.video or args.image:
+            return run_single_clip(args, cfg, ckpt, resolve_question(args.question), settings)
+        return run_datasets(args, cfg, ckpt, settings)
     except (CheckpointError, ConfigError, DataError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

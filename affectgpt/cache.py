@@ -97,12 +97,17 @@ def _device() -> torch.device:
 
 
 def _encoders(cfg: Config, streams: dict[str, str], device: torch.device) -> dict[str, torch.nn.Module]:
+    """media key -> its frozen encoder: HuBERT for audio, one CLIP shared by faces, frames and images."""
     from affectgpt.model.build import build_audio_encoder, build_visual_encoder
 
+    built: dict[str, torch.nn.Module] = {}
     out = {}
     for media_key in streams:
-        encoder = build_audio_encoder(cfg.model) if media_key == "audio" else build_visual_encoder(cfg.model)
-        out[media_key] = encoder.to(device)
+        kind = "audio" if media_key == "audio" else "visual"
+        if kind not in built:
+            encoder = build_audio_encoder(cfg.model) if kind == "audio" else build_visual_encoder(cfg.model)
+            built[kind] = encoder.to(device)
+        out[media_key] = built[kind]
     return out
 
 
@@ -150,6 +155,9 @@ def _build(
     streams = cache.streams
     unique = list({cache_key(r): r for r in records}.items())
     report.requested = len(unique)
+    if not streams:  # the mode reads no media (textonly): its samples need no features
+        logger.info("feature cache: face_or_frame=%s reads no media; nothing to encode", cfg.model.face_or_frame)
+        return
     todo: list[tuple[Record, list]] = []
     for key, record in unique:
         signature = media_signature(record, list(streams))

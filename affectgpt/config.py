@@ -40,7 +40,9 @@ class ModelConfig:
     tiny_encoder_hidden: int = 48
     tiny_encoder_layers: int = 2
     tiny_clip_projection: int = 32
-    # Which streams feed the prompt: the official headline uses multi + audio + face + subtitle.
+    # Which inputs the prompt holds: one of the 15 official modes (affectgpt.data.modes.MODES). The headline
+    # multi + audio + face + subtitle scores best (74.77; frames instead 73.39); fewer inputs are the paper's
+    # ablations; "image" answers for one still image (infer.py --image), no dataset reader provides images.
     face_or_frame: str = "multiface_audio_face_text"
     # Per-modality poolers: "attention" (official: raw linear scores, no softmax), "mean", "qformer".
     video_fusion: str = "attention"
@@ -80,7 +82,8 @@ class DataConfig:
     val_fraction: float = 0.1
     # Cap on validation samples per epoch (0 = all): generation is the slow part of validation.
     val_max_samples: int = 0
-    # Target per sample: "description", "ovlabel" or "hybrid" (official: 50/50 per access).
+    # Target per sample: "description", "ovlabel" or "hybrid" (official: 50/50 per access; both targets
+    # teach the same emotions, so hybrid trains label answers and descriptions at once). "hybird" = hybrid.
     label_type: str = "hybrid"
     # "official" ###Human/###Assistant prompt (as released) or "chatml" (Qwen chat template).
     prompt_style: str = "official"
@@ -240,6 +243,11 @@ def _to_int(value: Any) -> int:
     return int(number)
 
 
+# Accepted spellings normalised on load: the official yaml writes `label_type: hybird` (sic), so an official
+# config (or a value copied from it) must mean hybrid, not fail.
+ALIASES = {"data.label_type": {"hybird": "hybrid"}}
+
+
 def _set(cfg: Config, dotted: str, value: Any) -> None:
     if "." not in dotted:
         raise ConfigError(f"Override '{dotted}' must look like section.key=value (sections: {', '.join(SECTIONS)}).")
@@ -251,7 +259,10 @@ def _set(cfg: Config, dotted: str, value: Any) -> None:
     if key not in hints:
         full = [f"{section_name}.{k}" for k in hints]
         raise ConfigError(f"Unknown config key '{dotted}'.{_suggest(dotted, full)}")
-    setattr(section, key, _convert(value, hints[key], dotted))
+    value = _convert(value, hints[key], dotted)
+    if dotted in ALIASES:
+        value = ALIASES[dotted].get(value, value)
+    setattr(section, key, value)
 
 
 def apply_dict(cfg: Config, data: dict[str, Any], source: str = "config") -> Config:

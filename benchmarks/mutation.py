@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODULE_TESTS: dict[str, list[str]] = {
     "affectgpt/metrics/ew.py": ["tests/test_metrics_examples.py", "tests/test_metrics_properties.py"],
     "affectgpt/model/fused_loss.py": ["tests/test_fused_loss.py"],
-    "affectgpt/data/prompts.py": ["tests/test_prompts.py", "tests/test_dataset.py"],
+    "affectgpt/data/prompts.py": ["tests/test_prompts.py", "tests/test_dataset.py"],  # test_modes.py: too slow per mutant
     "affectgpt/metrics/unibench.py": ["tests/test_metrics_unibench.py"],
     "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py"],
     "affectgpt/model/fusion.py": ["tests/test_fusion.py", "tests/test_model.py"],

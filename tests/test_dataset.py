@@ -1,5 +1,6 @@
 """AffectDataset + Collator: official prompts/targets, label masking, padding, hybrid draws, errors."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -309,12 +310,39 @@ def test_inference_left_padding(records, tok):
 
 
 def test_config_errors(records, tok):
-    with pytest.raises(ValueError, match="multiface_audio_face_text, multiframe_audio_frame_text"):
-        make(records, tok, mode="faceframe")
-    with pytest.raises(ValueError, match="multiface_audio_face_text"):
-        build_prompt("image", "s", OV_Q, {"multi": 1, "audio": 1, "video": 1})
+    with pytest.raises(ValueError, match="Unsupported face_or_frame 'facefram'; supported: faceframe, .*_face_frame_text"):
+        make(records, tok, mode="facefram")
     with pytest.raises(ValueError, match="label_type"):
-        make(records, tok, label_type="hybird")
+        make(records, tok, label_type="hybrd")  # ("hybird" is normalised when a config is loaded: test_modes.py)
     repeated = build_prompt("multiface_audio_face_text", "s", OV_Q, {"multi": 2, "audio": 3, "video": 4})
     assert "<Multi><MultiHere><MultiHere></Multi>" in repeated and repeated.count("<FaceHere>") == 4
     assert repeated.count("<AudioHere>") == 3
+
+
+def test_subtitle_and_description_go_in_verbatim(records, tok):
+    """Official: CSV cells are used as is (no strip) in the prompt, and the description is the target as is."""
+    record = replace(records[1], subtitle="  Leave me alone.  ", description="In the text, the caption reads: no.   ")
+    item = make([record], tok, label_type="description", loader=text_only_loader, on_error="raise")[0]
+    prompt = (
+        "###Human: The audio and video merged info is: <Multi><MultiHere></Multi>. The audio content is as follows: "
+        "<Audio><AudioHere></Audio>. Meanwhile, we uniformly sample raw frames from the video and extract faces from "
+        "these frames: <Video><FaceHere></Video>. The subtitle of this video is: <Subtitle>  Leave me alone.  "
+        "</Subtitle>. Now, please answer my question based on all the provided information. Please infer the "
+        "person's emotional state and provide your reasoning process. ###Assistant: "
+    )
+    target = "In the text, the caption reads: no.   ###"
+    assert item["prompt_ids"] == tok(prompt, add_special_tokens=False)["input_ids"]
+    assert item["target_ids"] == tok(target, add_special_tokens=False)["input_ids"]
+    assert item["target_ids"] != tok("In the text, the caption reads: no.###", add_special_tokens=False)["input_ids"]
+    with pytest.raises(DataError, match="no description"):  # emptiness is still checked (on the stripped text)
+        make([replace(record, description=" \t ")], tok, label_type="description", loader=text_only_loader,
+             on_error="raise")[0]  # fmt: skip
+
+
+def test_placeholder_text_of_another_mode_inside_a_subtitle_is_an_error(records, tok):
+    """Every placeholder is counted: the mode's ones must appear num_*_query_token times, the others never."""
+    record = replace(records[0], subtitle="see <FaceHere>")
+    with pytest.raises(DataError, match=r"sample_00000000.*prompt has 1 x <FaceHere>, expected 0"):
+        make([record], tok, mode="textonly", loader=text_only_loader, on_error="raise")[0]
+    with pytest.raises(DataError, match=r"prompt has 2 x <FaceHere>, expected 1"):
+        make([record], tok, mode="face", loader=text_only_loader, on_error="raise")[0]

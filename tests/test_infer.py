@@ -37,6 +37,7 @@ _spec.loader.exec_module(infer)
 def data_root(tmp_path_factory) -> Path:
     root = generate(tmp_path_factory.mktemp("data") / "demo", n=30, seed=0, unibench=False)
     write_unibench(root / "unibench" / "OVMERDPlus", "OVMERDPlus", seed=0)
+    write_unibench(root / "unibench" / "MER2023", "MER2023", seed=0)
     return root
 
 
@@ -215,3 +216,53 @@ def test_generate_responses_batches_first_answers_and_stop(ckpt: Path, data_root
                                  on_batch=lambda recs, ans: stopped.append([r.name for r in recs]))  # fmt: skip
     assert stopped == [names[:2]] and partial == first_batch
     assert model.training
+
+
+def test_dataset_questions_are_resolved_per_dataset(ckpt: Path, data_root: Path, tmp_path: Path, capsys) -> None:
+    """--question onehot-candidates asks the dataset's official label set; a dataset without one is refused."""
+    out = tmp_path / "mer2023.jsonl"
+    args = ["--ckpt", ckpt, "--dataset", "MER2023", "--data-root", data_root / "unibench" / "MER2023", "--out", out,
+            "--question", "onehot-candidates", "--batch-size", "6", "--max-new-tokens", "1", "--no-progress"]  # fmt: skip
+    code, _, err = run(args, capsys)
+    assert code == 0, err[-2000:]
+    assert read_meta(out)["question"] == (
+        "Please select the label that can best describe the person's emotional state from the provided candidate "
+        "labels: neutral,angry,happy,sad,worried,surprise."
+    )
+    assert len(read_responses(out)) == 12
+    code, _, err = run(["--ckpt", ckpt, "--dataset", "OVMERDPlus", "--question", "valence", "--out", tmp_path / "x.jsonl"], capsys)
+    assert code == 2 and "valence range: ask it of one of CMUMOSI, CMUMOSEI, SIMS, SIMSv2 (not OVMERDPlus)" in err
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_single_image(ckpt: Path, data_root: Path, tmp_path: Path, capsys) -> None:
+    """--image answers in face_or_frame=image through the same generation as any record."""
+    import numpy as np
+    from PIL import Image
+
+    from affectgpt.infer.clip import image_record
+    from affectgpt.infer.generate import generate_answers
+    from affectgpt.infer.runner import load_model
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(photo)
+    code, stdout, err = run(["--ckpt", ckpt, "--image", photo], capsys)
+    assert code == 0, err[-2000:]
+    assert "trained with face_or_frame=multiface_audio_face_text; its image projection" in err  # a video checkpoint
+    cfg = load_config(ckpt / "config.yaml", ["model.face_or_frame=image"])
+    model, tokenizer = load_model(cfg, ckpt, torch.device("cpu"))
+    settings = GenerationSettings(batch_size=1, max_new_tokens=cfg.eval.max_new_tokens, seed=cfg.train.seed)
+    expected = generate_answers(model, [image_record(photo)], cfg, tokenizer, prompts.OVLABEL_QUESTION, settings)
+    assert stdout == expected["photo"] + "\n"
+    video = data_root / "video" / "sample_00000000.mp4"
+    for extra, message in (
+        (["--image", photo, "--subtitle", "hi"], "--image answers for the image alone"),
+        (["--image", photo, "--video", video], "--video and --image are two single-input modes"),
+        (["--image", tmp_path / "none.png"], "image file not found"),
+        (["--image", photo, "--dataset", "OVMERDPlus"], "cannot be combined with --split / --dataset"),
+        (["--video", video, "model.face_or_frame=image"], "use --image FILE, not --video"),
+        (["--video", video, "model.face_or_frame=faceframe"], "no frame-reading twin"),
+        (["--video", video, "--question", "onehot-candidates"], "label set: ask it of one of MER2023"),
+    ):
+        code, _, err = run(["--ckpt", ckpt, *extra], capsys)
+        assert code == 2 and message in err, (extra, err[-1000:])

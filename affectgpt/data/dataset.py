@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from affectgpt.config import DataConfig, ModelConfig
 from affectgpt.data import prompts
+from affectgpt.data.modes import FEATURE_KEYS, STREAMS, get_mode
 from affectgpt.data.records import ON_ERROR, DataError, Record, SkipLog, with_streams
 from affectgpt.model.tokenizer import PLACEHOLDERS
 
@@ -30,9 +31,8 @@ TOKEN_MEMO_ENTRIES = 2**17
 
 IGNORE_INDEX = -100
 LABEL_TYPES = ("description", "ovlabel", "hybrid")
-MEDIA_KEYS = ("frames", "faces", "audio")
-# Precomputed frozen-encoder features (feature cache), float32 [T, D] per item; the model skips its encoders.
-FEATURE_KEYS = ("frame_feats", "face_feats", "audio_feats")
+# Decoded media, and precomputed frozen-encoder features (feature cache; the model then skips its encoders).
+BATCH_STREAM_KEYS = STREAMS + tuple(FEATURE_KEYS[s] for s in STREAMS)
 
 if TYPE_CHECKING:
     from affectgpt.data.feature_cache import FeatureCache
@@ -77,7 +77,7 @@ class AffectDataset(Dataset):
         _check_choice("data.label_type", data_cfg.label_type, LABEL_TYPES)
         _check_choice("data.on_error", data_cfg.on_error, ON_ERROR)
         _check_choice("data.prompt_style", data_cfg.prompt_style, prompts.PROMPT_STYLES)
-        self.visual_key = prompts.check_mode(model_cfg.face_or_frame)
+        self.mode = get_mode(model_cfg.face_or_frame)
         if question is not None and split == "train":
             raise ValueError("question= is for evaluation splits; training asks the question of data.label_type")
         if question is not None and not question.strip():
@@ -97,21 +97,23 @@ class AffectDataset(Dataset):
             from affectgpt.data.feature_cache import FeatureCache
 
             feature_cache = FeatureCache.open(data_cfg.feature_cache, model_cfg, data_cfg)
-        if feature_cache is not None and self.visual_key not in feature_cache.streams:
-            raise ValueError(f"feature cache {feature_cache.folder} holds {sorted(feature_cache.streams)}, not {self.visual_key!r}")
+        absent = [s for s in self.mode.streams if feature_cache is not None and s not in feature_cache.streams]
+        if absent:
+            raise ValueError(f"feature cache {feature_cache.folder} holds {sorted(feature_cache.streams)}, not {absent}")
         self.feature_cache = feature_cache
         self.n_query = prompts.n_query_from_config(model_cfg)
         self.epoch = 0
         self._accesses: Counter = Counter()
         self._token_memo: dict[bytes, np.ndarray] = {}  # digest(text) -> ids: every epoch re-asks the same texts
         self.media_index = self._media_pairing() if data_cfg.shuffle_media else list(range(len(self.records)))
-        visual = "face" if self.visual_key == "faces" else "frame"
+        # every placeholder: the mode's repeat count, 0 for the others (placeholder text inside a subtitle)
+        counts = prompts.placeholder_counts(self.mode.name, self.n_query)
         self._placeholder_counts: dict[int, int] = {}
-        for key, n in (("multi", self.n_query["multi"]), ("audio", self.n_query["audio"]), (visual, self.n_query["video"])):
+        for key in PLACEHOLDERS:
             token_id = tokenizer.convert_tokens_to_ids(PLACEHOLDERS[key])
             if token_id is None or token_id == tokenizer.unk_token_id:
                 raise ValueError(f"tokenizer lacks {PLACEHOLDERS[key]}: build it with affectgpt.model.tokenizer.load_tokenizer")
-            self._placeholder_counts[token_id] = n
+            self._placeholder_counts[token_id] = counts.get(key, 0)
 
     def _media_pairing(self) -> list[int]:
         """A fixed seeded single-cycle permutation: every sample gets another sample's media (n >= 2)."""
@@ -158,21 +160,22 @@ class AffectDataset(Dataset):
         return rng.choice(("description", "ovlabel"))
 
     def _text(self, index: int, record: Record) -> tuple[str, str, str]:
-        """(prompt, target, label_type); outside training the target is "" unless the OV-label question
-        is asked and the OV labels are known; label_type is "question" for any other question."""
+        """(prompt, target, label_type). Texts are the CSV cells verbatim (official: no strip), so the
+        description is the target as is. Outside training the target is the official answer when the
+        question is an official one whose ground truth the record has (`prompts.reference_answer`),
+        else "" with label_type "question"."""
         if not isinstance(record.subtitle, str):
             raise DataError(f"subtitle is {type(record.subtitle).__name__}, not text", sample=record.name)
         style = self.data_cfg.prompt_style
         if self.split == "train":
             label_type = self._choose_label_type(index, record)
-            answer = record.description.strip() if label_type == "description" else prompts.ovlabel_answer(record.ovlabels)
+            answer = record.description if label_type == "description" else prompts.ovlabel_answer(record.ovlabels)
             target = prompts.build_target(answer, style)
             question = prompts.QUESTIONS[label_type]
-        elif self.question == prompts.QUESTIONS["ovlabel"]:
-            label_type, question = "ovlabel", self.question
-            target = prompts.build_target(prompts.ovlabel_answer(record.ovlabels), style) if record.ovlabels is not None else ""
         else:
-            label_type, question, target = "question", self.question, ""
+            question = self.question
+            known = prompts.reference_answer(question, record)
+            label_type, target = (known[0], prompts.build_target(known[1], style)) if known else ("question", "")
         prompt = prompts.build_prompt(
             self.model_cfg.face_or_frame, record.subtitle, question, self.n_query, style, self.tokenizer
         )
@@ -193,10 +196,12 @@ class AffectDataset(Dataset):
     # -- media ------------------------------------------------------------------------------------
 
     def _media(self, media_record: Record) -> dict[str, np.ndarray]:
-        """Decode only the streams the prompt uses: audio plus faces or frames (or read their cached
-        features: the cache holds exactly these two streams, checked in __init__)."""
-        needed = ("audio", self.visual_key)
-        trimmed = with_streams(media_record, needed, f", needed by face_or_frame={self.model_cfg.face_or_frame!r}")
+        """Decode only the streams the mode's prompt uses (or read their cached features: the cache
+        holds exactly these streams, checked in __init__); a mode without media reads nothing."""
+        needed = self.mode.streams
+        trimmed = with_streams(media_record, needed, f", needed by face_or_frame={self.mode.name!r}")
+        if not needed:
+            return {}
         if self.feature_cache is not None:
             return self.feature_cache.features(media_record)
         media = self.media_loader(trimmed, self.data_cfg)
@@ -312,10 +317,10 @@ class Collator:
 
     @staticmethod
     def _stack_media(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """frames/faces uint8 [B,8,224,224,3], audio float32 [B,8,32000], cached *_feats float32
-        [B,8,D]; every item must agree."""
+        """frames/faces uint8 [B,8,224,224,3], image uint8 [B,1,224,224,3], audio float32 [B,8,32000],
+        cached *_feats float32 [B,T,D]; every item must agree."""
         out = {}
-        for key in MEDIA_KEYS + FEATURE_KEYS:
+        for key in BATCH_STREAM_KEYS:
             have = [key in it for it in items]
             if not any(have):
                 continue

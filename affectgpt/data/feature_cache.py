@@ -31,6 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from affectgpt.data.modes import FEATURE_KEYS, get_mode
 from affectgpt.data.records import MEDIA_ATTR, DataError, Record
 from affectgpt.manifest import sha256_file
 
@@ -42,7 +43,6 @@ CODE_VERSION = 1
 SAMPLING_RULE_VERSION = 1
 TINY = "tiny"
 TINY_SEED = 0  # affectgpt.model.build.SEED: the tiny encoders are seeded with it
-VISUAL_FEATS = {"faces": "face_feats", "frames": "frame_feats"}
 REBUILD_HINT = "run `python -m affectgpt.cache --config <your config>` to (re)build it"
 
 
@@ -66,20 +66,13 @@ def _encoder_spec(model_cfg: Any, role: str) -> dict[str, Any]:
     return {"kind": "folder", "path": str(folder), "files": files}
 
 
-def visual_media_key(model_cfg: Any) -> str:
-    """"faces" or "frames": the visual stream the configured prompt mode feeds the model."""
-    from affectgpt.data.prompts import check_mode
-
-    return check_mode(model_cfg.face_or_frame)
-
-
 def cache_spec(model_cfg: Any, data_cfg: Any) -> dict[str, Any]:
-    """Everything that determines the cached numbers (hashed into the fingerprint)."""
-    visual = visual_media_key(model_cfg)
+    """Everything that determines the cached numbers (hashed into the fingerprint). The streams are
+    exactly the ones the face_or_frame mode reads (affectgpt.data.modes)."""
     return {
         "code_version": CODE_VERSION,
         "sampling_rule_version": SAMPLING_RULE_VERSION,
-        "streams": {visual: VISUAL_FEATS[visual], "audio": "audio_feats"},
+        "streams": {stream: FEATURE_KEYS[stream] for stream in get_mode(model_cfg.face_or_frame).streams},
         "clip": _encoder_spec(model_cfg, "clip"),
         "hubert": _encoder_spec(model_cfg, "hubert"),
         "preprocessing": {
@@ -191,7 +184,7 @@ class FeatureCache:
 
     @property
     def streams(self) -> dict[str, str]:
-        """media key -> feature key, e.g. {"faces": "face_feats", "audio": "audio_feats"}."""
+        """media key -> feature key, e.g. {"faces": "face_feats", "audio": "audio_feats"} ({} for textonly)."""
         return dict(self.spec["streams"])
 
     def reload(self) -> None:

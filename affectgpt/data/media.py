@@ -245,8 +245,26 @@ def load_audio_clips(
     return clips.astype(np.float32, copy=False)
 
 
+def load_image(path: str | Path, size: int = 224, *, sample: str | None = None) -> np.ndarray:
+    """Read a still image as uint8 [1, size, size, 3] RGB (face_or_frame="image").
+
+    As the official image loader: PIL open, convert("RGB"), `resize((size, size))` with PIL's default
+    filter, which for RGB images is BICUBIC (aspect ratio not kept).
+    """
+    from PIL import Image
+
+    path = Path(path)
+    _require_file(path, sample)
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB").resize((size, size))
+    except Exception as err:  # PIL.UnidentifiedImageError, truncated files, decoder errors
+        raise DataError(f"cannot read image ({type(err).__name__}: {_first_line(err)})", sample=sample, path=path) from err
+    return np.array(rgb, dtype=np.uint8)[None]  # a writable copy (np.asarray of a PIL image is read-only)
+
+
 def load_sample_media(record: Record, data_cfg: Any) -> dict[str, np.ndarray]:
-    """Decode the streams a record has: {"frames", "faces", "audio"} (absent streams are left out).
+    """Decode the streams a record has: {"frames", "faces", "audio", "image"} (absent streams are left out).
 
     `data_cfg` is a `DataConfig` (n_frames, n_audio_clips, clip_seconds, sample_rate, image_size,
     face_channel_order).
@@ -262,6 +280,8 @@ def load_sample_media(record: Record, data_cfg: Any) -> dict[str, np.ndarray]:
         out["audio"] = load_audio_clips(
             record.audio, data_cfg.n_audio_clips, data_cfg.clip_seconds, data_cfg.sample_rate, sample=record.name
         )
+    if record.image is not None:
+        out["image"] = load_image(record.image, data_cfg.image_size, sample=record.name)
     return out
 
 

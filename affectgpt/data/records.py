@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")  # the bad-sample policies `SkipLog.absorb` implements
 # media key (as `load_sample_media` returns it) -> the Record attribute holding its file
-MEDIA_ATTR = {"faces": "face", "frames": "video", "audio": "audio"}
+MEDIA_ATTR = {"faces": "face", "frames": "video", "audio": "audio", "image": "image"}
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Record:
     ovlabels: list[str] | None = None  # track2 / ovlabel.csv `openset`, parsed
     onehot: str | None = None  # discrete label (MER2023, MELD, ...) as a word
     valence: float | None = None  # sentiment datasets
+    image: Path | None = None  # a still image (face_or_frame="image"; no dataset reader fills it)
 
 
 class DataError(ValueError):

@@ -67,6 +67,14 @@ class UnibenchSpec:
 
 _MELD = ("anger", "joy", "sadness", "neutral", "disgust", "fear", "surprise")
 _IEMOCAP = ("happy", "sad", "neutral", "anger")
+_MER_6WAY = ("neutral", "angry", "happy", "sad", "worried", "surprise")
+# Label sets of the discrete datasets in the official order: the onehot question with candidates lists them
+# (joined by ","), and the hit rate's secondary mscore uses them.
+DISCRETE_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "MER2023": _MER_6WAY, "MER2024": _MER_6WAY, "MELD": _MELD, "IEMOCAPFour": _IEMOCAP,
+}  # fmt: skip
+# (min, max) valence of the dimension datasets, as the official valence question states it.
+VALENCE_RANGES: dict[str, tuple[int, int]] = {"CMUMOSI": (-3, 3), "CMUMOSEI": (-3, 3), "SIMS": (-1, 1), "SIMSv2": (-1, 1)}
 
 
 def _sentiment(name: str, size: int, video_dir: str) -> UnibenchSpec:

@@ -1,4 +1,5 @@
-"""Single-clip inference: `infer.py --ckpt CKPT --video clip.mp4 [--audio a.wav] [--face f.npy] [--subtitle "..."]`.
+"""Single-clip inference: `infer.py --ckpt CKPT --video clip.mp4 [--audio a.wav] [--face f.npy] [--subtitle "..."]`,
+and single images: `infer.py --ckpt CKPT --image photo.jpg` (face_or_frame="image").
 
 The clip becomes an ordinary `Record` and goes through the same generation as a dataset, with
 on_error="raise" so a bad file stops with its reason instead of being skipped. Without --audio the
@@ -23,6 +24,14 @@ def clip_record(video: str | Path, audio: str | Path | None = None, face: str | 
         if path is not None and not path.is_file():
             raise DataError(f"{kind} file not found", sample=video.stem, path=path)
     return Record(name=video.stem, dataset="clip", subtitle=subtitle or "", **paths)
+
+
+def image_record(image: str | Path) -> Record:
+    """A record for one still image (the "image" mode's prompt holds nothing else); the file must exist."""
+    image = Path(image)
+    if not image.is_file():
+        raise DataError("image file not found", sample=image.stem, path=image)
+    return Record(name=image.stem, dataset="image", image=image)
 
 
 def answer_clip(model: Any, tokenizer: Any, cfg: Any, record: Record, question: str,

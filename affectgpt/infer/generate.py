@@ -15,21 +15,42 @@ from typing import Any
 
 from affectgpt.data import prompts
 from affectgpt.data.records import Record, SkipLog
+from affectgpt.data.unibench import DISCRETE_CANDIDATES, VALENCE_RANGES
 from affectgpt.infer.outputs import ResultWriter
 from affectgpt.train.data import shard
 from affectgpt.train.validate import BatchCallback, chunk_seed, generate_responses
 
 __all__ = ["GenerationSettings", "InferenceReport", "chunk_seed", "generate_answers", "resolve_question", "run_inference"]
 
-QUESTION_ALIASES = {"ovlabel": prompts.OVLABEL_QUESTION, "description": prompts.DESCRIPTION_QUESTION}
+QUESTION_ALIASES = {
+    "ovlabel": prompts.OVLABEL_QUESTION,
+    "description": prompts.DESCRIPTION_QUESTION,
+    "sentiment": prompts.SENTIMENT_QUESTION,
+    "onehot": prompts.onehot_question(),
+}
+DATASET_QUESTIONS = ("onehot-candidates", "valence")  # their text states the dataset's label set / valence range
 
 
-def resolve_question(question: str) -> str:
-    """"ovlabel" / "description" -> the official question; anything else is asked verbatim."""
-    text = QUESTION_ALIASES.get(question.strip().lower(), question).strip()
+def resolve_question(question: str, dataset: str | None = None) -> str:
+    """An alias -> the official question (onehot-candidates: `dataset`'s label set in the official order;
+    valence: its range); anything else is asked verbatim."""
+    alias = question.strip().lower()
+    if alias in DATASET_QUESTIONS:
+        return _dataset_question(alias, dataset)
+    text = QUESTION_ALIASES.get(alias, question).strip()
     if not text:
         raise ValueError("--question is empty")
     return text
+
+
+def _dataset_question(alias: str, dataset: str | None) -> str:
+    onehot = alias == "onehot-candidates"
+    facts, what = (DISCRETE_CANDIDATES, "label set") if onehot else (VALENCE_RANGES, "valence range")
+    name = next((n for n in facts if n.lower() == (dataset or "").lower()), None)
+    if name is None:
+        raise ValueError(f"--question {alias} states the dataset's {what}: ask it of one of {', '.join(facts)} "
+                         f"(not {dataset or 'a single clip'})")  # fmt: skip
+    return prompts.onehot_question(facts[name]) if onehot else prompts.valence_question(*facts[name])
 
 
 @dataclass

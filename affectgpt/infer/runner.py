@@ -20,6 +20,7 @@ import torch
 
 from affectgpt.config import Config, apply_dict
 from affectgpt.data.mer2025 import MER2025_FILES
+from affectgpt.data.modes import without_faces
 from affectgpt.data.records import Record, SkipLog
 from affectgpt.data.unibench import get_spec, read_dataset
 from affectgpt.metrics.unibench import UNIBENCH_ORDER
@@ -28,8 +29,6 @@ from affectgpt.model.checkpoint import MANIFEST, CheckpointError, load_checkpoin
 logger = logging.getLogger(__name__)
 
 VAL = "val"
-# face_or_frame when no face crops exist: the same weights read frames instead (official §1.4 shares them).
-FRAME_MODE = {"multiface_audio_face_text": "multiframe_audio_frame_text"}
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -60,11 +59,12 @@ def checkpoint_config(ckpt: Path, overrides: list[str] | None = None, llm: str |
 
 
 def frame_fallback(cfg: Config) -> bool:
-    """Switch a face mode to its frame twin (no face crops available); True if it changed."""
-    if cfg.model.face_or_frame in FRAME_MODE:
-        cfg.model.face_or_frame = FRAME_MODE[cfg.model.face_or_frame]
-        return True
-    return False
+    """No face crops available: switch a face mode to its frame twin (affectgpt.data.modes; the same video
+    weights read frames, official §1.4 shares them); True if it changed. ValueError when the mode has none."""
+    mode = without_faces(cfg.model.face_or_frame)
+    changed = mode != cfg.model.face_or_frame
+    cfg.model.face_or_frame = mode
+    return changed
 
 
 def pick_device(name: str | None = None) -> torch.device:

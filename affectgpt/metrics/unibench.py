@@ -20,20 +20,19 @@ from typing import Any, Mapping
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from affectgpt.data.unibench import get_spec, ground_truth, read_unibench
+from affectgpt.data.unibench import (
+    DISCRETE_CANDIDATES,
+    get_spec,
+    ground_truth,
+    read_unibench,
+)
 from affectgpt.metrics.ew import ew_scores, mapped_set, normalise_labels
 from affectgpt.metrics.io import align
 from affectgpt.metrics.wheel import DEMO_LABEL, WHEELS, EmotionWheel
 
 # The official MER-UniBench order of the nine main scores.
 UNIBENCH_ORDER = ("MER2023", "MER2024", "MELD", "IEMOCAPFour", "CMUMOSI", "CMUMOSEI", "SIMS", "SIMSv2", "OVMERDPlus")
-# Label sets of the discrete datasets; used only for the secondary (never reported) mscore.
-DISCRETE_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "MER2023": ("neutral", "angry", "happy", "sad", "worried", "surprise"),
-    "MER2024": ("neutral", "angry", "happy", "sad", "worried", "surprise"),
-    "MELD": ("anger", "joy", "sadness", "neutral", "disgust", "fear", "surprise"),
-    "IEMOCAPFour": ("happy", "sad", "neutral", "anger"),
-}
+# DISCRETE_CANDIDATES (affectgpt.data.unibench): used here only for the secondary (never reported) mscore.
 SENTIMENT_VALUES = {"positive": 1, "negative": -1, "neutral": 0}
 
 

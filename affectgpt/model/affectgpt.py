@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers import StoppingCriteriaList, StopStringCriteria
 
+from affectgpt.data.modes import FEATURE_KEYS, PLACEHOLDER_STREAM, get_mode
 from affectgpt.model.encoders import AudioEncoder, VisualEncoder
 from affectgpt.model.fused_loss import output_cross_entropy
 from affectgpt.model.fusion import ModalityHeads
@@ -26,8 +27,8 @@ from affectgpt.model.tokenizer import PLACEHOLDERS, placeholder_ids
 
 IGNORE_INDEX = -100
 STOP_STRING = "###"  # official answers end with "###" (target text = answer + '###')
-# batch key of raw media / of precomputed encoder features, per stream
-MEDIA_KEYS = {"face": ("faces", "face_feats"), "frame": ("frames", "frame_feats"), "audio": ("audio", "audio_feats")}
+# batch key of raw media / of precomputed encoder features, per placeholder stream (face, frame, audio, image)
+MEDIA_KEYS = {name: (stream, FEATURE_KEYS[stream]) for name, stream in PLACEHOLDER_STREAM.items()}
 
 
 class PlaceholderError(ValueError):
@@ -123,7 +124,7 @@ class AffectGPT(nn.Module):
 
     # --- multimodal tokens -------------------------------------------------------------------
     def _features(self, batch: dict[str, Any], stream: str, cache: dict[str, torch.Tensor]) -> torch.Tensor:
-        """[B, T, D] features of 'face' | 'frame' | 'audio': precomputed if given, else encoded."""
+        """[B, T, D] features of 'face' | 'frame' | 'audio' | 'image': precomputed if given, else encoded."""
         if stream in cache:
             return cache[stream]
         media_key, feat_key = MEDIA_KEYS[stream]
@@ -142,12 +143,12 @@ class AffectGPT(nn.Module):
         cache[stream] = feats
         return feats
 
-    def _multi_visual_stream(self, batch: dict[str, Any]) -> str:
-        if self.face_or_frame.startswith("multiface"):
-            return "face"
-        if self.face_or_frame.startswith("multiframe"):
-            return "frame"
-        return "face" if batch.get("faces") is not None or batch.get("face_feats") is not None else "frame"
+    def _multi_visual_stream(self) -> str:
+        """"face" or "frame": the visual stream the mode fuses with audio into <Multi> (affectgpt.data.modes)."""
+        visual = get_mode(self.face_or_frame).multi_visual
+        if visual is None:
+            raise PlaceholderError(f"the prompts hold <MultiHere> but face_or_frame={self.face_or_frame!r} has no <Multi> token")
+        return next(name for name, stream in PLACEHOLDER_STREAM.items() if stream == visual)
 
     def modality_tokens(self, batch: dict[str, Any], input_ids: torch.Tensor) -> dict[int, torch.Tensor]:
         """{placeholder id: [B, n, llm_dim]} for every placeholder that occurs in `input_ids`."""
@@ -162,10 +163,10 @@ class AffectGPT(nn.Module):
         if "audio" in needed:
             tokens[ids["audio"]] = self.heads.audio_tokens(self._features(batch, "audio", cache))
         if "multi" in needed:
-            visual = self._features(batch, self._multi_visual_stream(batch), cache)
+            visual = self._features(batch, self._multi_visual_stream(), cache)
             tokens[ids["multi"]] = self.heads.multi_tokens(visual, self._features(batch, "audio", cache))
-        if "image" in needed:
-            tokens[ids["image"]] = self.heads.image_tokens(self._features(batch, "frame", cache))
+        if "image" in needed:  # one CLIP vector per image [B, 1, D] (batch key "image" / "image_feats")
+            tokens[ids["image"]] = self.heads.image_tokens(self._features(batch, "image", cache))
         return tokens
 
     def embed(self, batch: dict[str, Any], input_ids: torch.Tensor | None = None) -> torch.Tensor:
