@@ -214,6 +214,8 @@ def test_nan_wav(tmp_path):
         (np.zeros((12, 112, 112), dtype=np.uint8), "expected [n_faces, H, W, 3]"),
         (np.zeros((12, 112, 112, 4), dtype=np.uint8), "expected [n_faces, H, W, 3]"),
         (np.zeros((0, 112, 112, 3), dtype=np.uint8), "face array is empty"),
+        (np.zeros((2, 0, 112, 3), dtype=np.uint8), "face array is empty"),
+        (np.zeros((2, 112, 0, 3), dtype=np.uint8), "face array is empty"),
         (np.full((2, 8, 8, 3), 300.0), "outside 0..255"),
     ],
 )
@@ -271,3 +273,42 @@ def test_unknown_audio_backend(tmp_path):
 
     with pytest.raises(ValueError, match="backend"):
         _decode_audio(write_wav(tmp_path / "a.wav", np.zeros(100, dtype=np.float32)), backend="sox")
+
+
+def test_wav_that_libsndfile_refuses_is_decoded_by_ffmpeg(tmp_path):
+    """An mp4 saved under a .wav name: soundfile raises, the FFmpeg path reads its audio track."""
+    path = tmp_path / "really_mp4.wav"
+    path.write_bytes(write_ramp_video(tmp_path / "av.mp4", 24, tone_hz=1000).read_bytes())
+    clips = load_audio_clips(path)
+    assert clips.shape == (8, 32000)
+    assert abs(np.argmax(np.abs(np.fft.rfft(clips[3]))) * 0.5 - 1000) <= 2
+
+
+def test_decord_audio_fallback_matches_torchaudio(tmp_path, monkeypatch):
+    """Where torchaudio cannot decode (no torchcodec / FFmpeg libraries), non-wav audio goes through decord:
+    the same FFmpeg AAC decoder, so the same samples, at the file's own rate (decord itself reports -1)."""
+    from affectgpt.data import media
+
+    path = write_ramp_video(tmp_path / "av.mp4", 24, tone_hz=1000)
+    ffmpeg, rate = media._read_other(path)
+    clips = load_audio_clips(path, sample_rate=8000)  # a resample, so a wrong source rate would show
+    monkeypatch.setattr(media, "_torchaudio_works", lambda: False)  # the lean environment's probe result
+    fallback, fallback_rate = media._read_other(path)
+    assert fallback_rate == rate == 16000 and fallback.dtype == np.float32
+    np.testing.assert_array_equal(fallback, ffmpeg)
+    np.testing.assert_array_equal(load_audio_clips(path, sample_rate=8000), clips)
+
+
+def test_resampler_without_torchaudio(tmp_path, monkeypatch):
+    """The lean profile (no torchaudio) resamples with scipy's polyphase filter: same length and content."""
+    import sys
+
+    t = np.arange(3 * 44100) / 44100
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 440 * t)], axis=1)
+    path = write_wav(tmp_path / "s44.wav", stereo.astype(np.float32), rate=44100)
+    with_torchaudio = load_audio_clips(path, n_clips=2)
+    monkeypatch.setitem(sys.modules, "torchaudio.functional", None)  # `import torchaudio.functional` now fails
+    lean = load_audio_clips(path, n_clips=2)
+    assert lean.shape == with_torchaudio.shape == (2, 32000) and lean.dtype == np.float32
+    # two different anti-aliasing filters on an in-band 440 Hz tone: equal away from the filter edges
+    np.testing.assert_allclose(lean[:, 200:-200], with_torchaudio[:, 200:-200], atol=2e-3)

@@ -247,6 +247,15 @@ def fmt_chunk(tag: int = 1, channels: int = 1, rate: int = RATE, bits: int = 16)
     return b"".join(value.to_bytes(size, "little") for value, size in fields)
 
 
+def test_old_14_byte_fmt_chunk(tmp_path):
+    from affectgpt.data.media import _check_wav_complete
+
+    path = tmp_path / "old.wav"  # WAVEFORMAT without the bits-per-sample field
+    path.write_bytes(riff_wav([(b"fmt ", fmt_chunk()[:14]), (b"data", b"\0" * 100)], {b"data": 400}))
+    with pytest.raises(DataError, match="header says 200 samples, file holds 50"):
+        _check_wav_complete(path, None)
+
+
 def test_chunks_before_data_are_walked_with_their_padding(tmp_path):
     pcm = (np.arange(RATE, dtype=np.int16) % 200 - 100).astype("<i2").tobytes()
     path = tmp_path / "list.wav"
@@ -311,6 +320,11 @@ def test_non_square_faces_are_stretched_not_padded(tmp_path):
 def save_faces(path: Path, faces: np.ndarray) -> Path:
     np.save(path, faces)
     return path
+
+
+def test_float_faces_just_above_1_are_pixel_values(tmp_path):
+    got = load_faces(save_faces(tmp_path / "dim.npy", np.full((1, 4, 4, 3), 1.5)), n=1, size=4)
+    assert np.all(got == 2)  # max 1.5 > 1.0: taken as (very dark) 0..255 pixels, rint(1.5) = 2
 
 
 def test_float_faces_in_0_255_are_rounded_with_one_warning(tmp_path, caplog):

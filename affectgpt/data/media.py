@@ -202,10 +202,13 @@ def _read_other(path: Path) -> tuple[np.ndarray, int]:
 
         waveform, rate = torchaudio.load(str(path))
         return waveform.numpy().astype(np.float32, copy=False), int(rate)
+    import av
     import decord
 
-    reader = decord.AudioReader(str(path), ctx=decord.cpu(0), mono=False)
-    return reader[:].asnumpy().astype(np.float32), int(reader.sample_rate)
+    reader = decord.AudioReader(str(path), ctx=decord.cpu(0), mono=False)  # at the file's own rate
+    with av.open(str(path)) as container:  # decord's `sample_rate` only echoes the requested rate (-1)
+        rate = container.streams.audio[0].rate
+    return reader[:].asnumpy().astype(np.float32), int(rate)
 
 
 def _decode_audio(path: Path, backend: str = "auto") -> tuple[np.ndarray, int]:
