@@ -17,6 +17,7 @@ from affectgpt.data.media import (
     load_faces,
     load_frames,
     load_sample_media,
+    probe_video,
     sample_indices,
 )
 from affectgpt.data.records import DataError, Record
@@ -312,3 +313,43 @@ def test_resampler_without_torchaudio(tmp_path, monkeypatch):
     assert lean.shape == with_torchaudio.shape == (2, 32000) and lean.dtype == np.float32
     # two different anti-aliasing filters on an in-band 440 Hz tone: equal away from the filter edges
     np.testing.assert_allclose(lean[:, 200:-200], with_torchaudio[:, 200:-200], atol=2e-3)
+
+
+# ---------------------------------------------------------------- frames and video probing
+
+
+def write_video(path: Path, n: int, width: int = 64, height: int = 48, top: int = 40, bottom: int = 200) -> Path:
+    """n frames, the top half one grey and the bottom half another (lossless h264)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt, stream.options = width, height, "yuv420p", {"crf": "0"}
+        image = np.full((height, width, 3), top, dtype=np.uint8)
+        image[height // 2 :] = bottom
+        for _ in range(n):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_frames_are_stretched_to_224_without_keeping_aspect(tmp_path):
+    frames = load_frames(write_video(tmp_path / "wide.mp4", 3, width=128, height=32), n=8)  # 4:1
+    assert frames.shape == (8, 224, 224, 3)
+    grey = frames[..., 1].astype(int)
+    # a letterboxed resize would leave bars of padding at the top and bottom; a stretch fills every row
+    assert np.all(np.abs(grey[:, :100] - 40) <= 3) and np.all(np.abs(grey[:, 124:] - 200) <= 3)
+
+
+def test_probe_video_accepts_a_real_mp4(tmp_path):
+    assert probe_video(write_video(tmp_path / "ok.mp4", 5), sample="v") is None
+
+
+def test_probe_video_names_bad_files(tmp_path):
+    good = write_video(tmp_path / "good.mp4", 40).read_bytes()
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 2])
+    for name in ("empty.mp4", "cut.mp4"):
+        with pytest.raises(DataError, match="cannot open video") as info:
+            probe_video(tmp_path / name, sample="v1")
+        assert info.value.path == str(tmp_path / name) and info.value.sample == "v1"
+    with pytest.raises(DataError, match="not found"):
+        probe_video(tmp_path / "absent.mp4")
