@@ -27,22 +27,27 @@ def brightness(i: int, n: int) -> float:
     return 20 + 200 * i / max(n - 1, 1)
 
 
-def write_ramp_video(path: Path, n: int, width: int = 64, height: int = 48, tone_hz: float | None = None) -> Path:
-    """Frame i is a flat grey of brightness(i); optionally an AAC track with a 1 s tone per 8 frames."""
+def write_ramp_video(
+    path: Path, n: int, width: int = 64, height: int = 48, tone_hz: float | None = None, stereo: bool = False
+) -> Path:
+    """Frame i is a flat grey of brightness(i); optionally an AAC track with a 1 s tone per 8 frames
+    (stereo: the right channel at a quarter of the left's amplitude)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=8)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"crf": "0"}
-        sound = None if tone_hz is None else container.add_stream("aac", rate=16000, layout="mono")
+        layout = "stereo" if stereo else "mono"
+        sound = None if tone_hz is None else container.add_stream("aac", rate=16000, layout=layout)
         for i in range(n):
             image = np.full((height, width, 3), round(brightness(i, n)), dtype=np.uint8)
             container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(video.encode())
         if sound is not None:
             samples = n * 2000
-            wave = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(samples) / 16000)).astype(np.float32)
+            wave = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(samples) / 16000)).astype(np.float32)[None]
+            wave = np.concatenate([wave, 0.25 * wave]) if stereo else wave
             for start in range(0, samples, 1024):
-                frame = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="fltp", layout="mono")
+                frame = av.AudioFrame.from_ndarray(wave[:, start : start + 1024], format="fltp", layout=layout)
                 frame.sample_rate, frame.pts = 16000, start
                 container.mux(sound.encode(frame))
             container.mux(sound.encode())
@@ -285,19 +290,21 @@ def test_wav_that_libsndfile_refuses_is_decoded_by_ffmpeg(tmp_path):
     assert abs(np.argmax(np.abs(np.fft.rfft(clips[3]))) * 0.5 - 1000) <= 2
 
 
-def test_decord_audio_fallback_matches_torchaudio(tmp_path, monkeypatch):
-    """Where torchaudio cannot decode (no torchcodec / FFmpeg libraries), non-wav audio goes through decord:
-    the same FFmpeg AAC decoder, so the same samples, at the file's own rate (decord itself reports -1)."""
+def test_pyav_audio_fallback_matches_torchaudio(tmp_path, monkeypatch):
+    """Where torchaudio cannot decode (no torchcodec / FFmpeg libraries), non-wav audio goes through PyAV: the
+    same FFmpeg AAC decoder, so the same samples (up to float32 format-conversion rounding, <= ~2 ulp at
+    |x| <= 1, hence 1e-6), every channel, at the file's own rate."""
     from affectgpt.data import media
 
-    path = write_ramp_video(tmp_path / "av.mp4", 24, tone_hz=1000)
+    path = write_ramp_video(tmp_path / "av.mp4", 24, tone_hz=1000, stereo=True)
     ffmpeg, rate = media._read_other(path)
+    assert ffmpeg.shape[0] == 2  # both channels, not a downmix
     clips = load_audio_clips(path, sample_rate=8000)  # a resample, so a wrong source rate would show
     monkeypatch.setattr(media, "_torchaudio_works", lambda: False)  # the lean environment's probe result
     fallback, fallback_rate = media._read_other(path)
-    assert fallback_rate == rate == 16000 and fallback.dtype == np.float32
-    np.testing.assert_array_equal(fallback, ffmpeg)
-    np.testing.assert_array_equal(load_audio_clips(path, sample_rate=8000), clips)
+    assert fallback_rate == rate == 16000 and fallback.dtype == np.float32 and fallback.shape == ffmpeg.shape
+    np.testing.assert_allclose(fallback, ffmpeg, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(load_audio_clips(path, sample_rate=8000), clips, rtol=0, atol=1e-6)
 
 
 def test_resampler_without_torchaudio(tmp_path, monkeypatch):

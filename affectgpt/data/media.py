@@ -178,13 +178,13 @@ def _torchaudio_works() -> bool:
         return True
     except Exception as err:  # noqa: BLE001 - any failure means "use the fallback decoders", and is logged
         logger.warning(
-            "torchaudio.load is unavailable (%s: %s); decoding audio with soundfile (wav) / decord (other) instead",
+            "torchaudio.load is unavailable (%s: %s); decoding audio with soundfile (wav) / PyAV (other) instead",
             type(err).__name__, _first_line(err),
         )  # fmt: skip
         return False
 
 
-# "torchaudio" = the FFmpeg path (torchaudio.load, or decord where torchaudio cannot decode).
+# "torchaudio" = the FFmpeg path (torchaudio.load, or PyAV where torchaudio cannot decode).
 AUDIO_BACKENDS = ("auto", "soundfile", "torchaudio")
 
 
@@ -196,19 +196,24 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _read_other(path: Path) -> tuple[np.ndarray, int]:
-    """Any container FFmpeg reads: torchaudio when it works here, else decord's audio reader."""
+    """Any container FFmpeg reads: torchaudio when it works here, else PyAV (the same FFmpeg decoders).
+
+    Not decord's AudioReader: with mono=False it returns NaN and shifted samples for stereo AAC, and its
+    `sample_rate` echoes the requested rate (-1) instead of the file's.
+    """
     if _torchaudio_works():
         import torchaudio
 
         waveform, rate = torchaudio.load(str(path))
         return waveform.numpy().astype(np.float32, copy=False), int(rate)
     import av
-    import decord
 
-    reader = decord.AudioReader(str(path), ctx=decord.cpu(0), mono=False)  # at the file's own rate
-    with av.open(str(path)) as container:  # decord's `sample_rate` only echoes the requested rate (-1)
-        rate = container.streams.audio[0].rate
-    return reader[:].asnumpy().astype(np.float32), int(rate)
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)  # float [channels, n]
+        chunks = [out.to_ndarray() for frame in container.decode(stream) for out in planar.resample(frame)]
+        chunks += [out.to_ndarray() for out in planar.resample(None)]
+    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False), int(stream.rate)
 
 
 def _decode_audio(path: Path, backend: str = "auto") -> tuple[np.ndarray, int]:
