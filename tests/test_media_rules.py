@@ -219,9 +219,12 @@ def test_truncated_wav_is_reported(tmp_path):
     assert info.value.sample == "s9" and info.value.path == str(path)
 
 
-def test_truncated_stereo_24bit_wav_counts_frames(tmp_path):
-    path = write_wav(tmp_path / "cut24.wav", np.zeros((1000, 2), dtype=np.float32), subtype="PCM_24")
+@pytest.mark.parametrize("container, tag", [("WAV", 1), ("WAVEX", 0xFFFE)])  # plain PCM and WAVE_FORMAT_EXTENSIBLE
+def test_truncated_stereo_24bit_wav_counts_frames(tmp_path, container, tag):
+    path = tmp_path / "cut24.wav"
+    soundfile.write(path, np.zeros((1000, 2), dtype=np.float32), RATE, subtype="PCM_24", format=container)
     data = path.read_bytes()
+    assert int.from_bytes(data[data.index(b"fmt ") + 8 :][:2], "little") == tag
     start = data.index(b"data") + 8
     assert len(data) - start == 6000  # 1000 frames of 2 channels x 3 bytes
     path.write_bytes(data[: start + 6 * 700 + 4])  # 700 whole frames and part of one more
