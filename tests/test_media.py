@@ -357,7 +357,7 @@ def test_probe_video_names_bad_files(tmp_path):
     (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 2])
     for name in ("empty.mp4", "cut.mp4"):
         with pytest.raises(DataError, match="cannot open video") as info:
-            probe_video(tmp_path / name, sample="v1")
+            probe_video(tmp_path / name, "v1")  # sample may be positional: probe_video(path, sample)
         assert info.value.path == str(tmp_path / name) and info.value.sample == "v1"
     with pytest.raises(DataError, match="not found"):
         probe_video(tmp_path / "absent.mp4")

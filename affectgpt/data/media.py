@@ -75,7 +75,7 @@ def _open_video(path: Path, sample: str | None, **resize: int) -> Any:
     return reader
 
 
-def probe_video(path: str | Path, *, sample: str | None = None) -> None:
+def probe_video(path: str | Path, sample: str | None = None) -> None:
     """Check that a video opens and has >= 1 frame, without decoding frames (a few ms per file).
 
     For modes that never decode frames (faces + audio) but must still report unreadable videos.
