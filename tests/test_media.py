@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -361,3 +362,19 @@ def test_probe_video_names_bad_files(tmp_path):
         assert info.value.path == str(tmp_path / name) and info.value.sample == "v1"
     with pytest.raises(DataError, match="not found"):
         probe_video(tmp_path / "absent.mp4")
+
+
+def test_torchaudio_probe_reports_an_environment_without_it(monkeypatch, caplog):
+    """Without a working torchaudio the probe says so once, with a warning naming the fallback decoders."""
+    import sys
+
+    from affectgpt.data import media
+
+    media._torchaudio_works.cache_clear()
+    monkeypatch.setitem(sys.modules, "torchaudio", None)  # `import torchaudio` now raises ImportError
+    try:
+        with caplog.at_level(logging.WARNING, logger="affectgpt.data.media"):
+            assert media._torchaudio_works() is False
+        assert any("torchaudio.load is unavailable" in r.getMessage() for r in caplog.records)
+    finally:
+        media._torchaudio_works.cache_clear()  # the next caller probes the real environment again
