@@ -340,7 +340,7 @@ def write_video(path: Path, n: int, width: int = 64, height: int = 48, top: int 
 
 
 def test_frames_are_stretched_to_224_without_keeping_aspect(tmp_path):
-    frames = load_frames(write_video(tmp_path / "wide.mp4", 3, width=128, height=32), n=8)  # 4:1
+    frames = load_frames(write_video(tmp_path / "wide.mp4", 3, width=128, height=32))  # 4:1; defaults 8 x 224
     assert frames.shape == (8, 224, 224, 3)
     grey = frames[..., 1].astype(int)
     # a letterboxed resize would leave bars of padding at the top and bottom; a stretch fills every row
