@@ -168,10 +168,13 @@ def test_generic_clip_count_length_and_rate(tmp_path):
 # ---------------------------------------------------------------- channels
 
 
-def test_stereo_is_the_mean_of_its_channels(tmp_path):
+def test_stereo_is_the_mean_of_its_channels(tmp_path, caplog):
     rng = np.random.default_rng(2)
     stereo = rng.uniform(-0.5, 0.5, (3 * RATE, 2)).astype(np.float32) + np.float32([0, 0.25])  # DC on the right
-    clips = load_audio_clips(write_wav(tmp_path / "st.wav", stereo), n_clips=2)
+    with caplog.at_level(logging.WARNING, logger="affectgpt.data.media"):
+        clips = load_audio_clips(write_wav(tmp_path / "st.wav", stereo), n_clips=2)
+        load_audio_clips(write_wav(tmp_path / "mono.wav", stereo[:, 0]), n_clips=2)
+    assert not caplog.records  # mono and stereo are the ordinary cases: nothing to warn about
     mono = stereo.astype(np.float64).mean(axis=1)  # 3 s: max start 1 s, step 0.5 s = 8000 samples
     for clip, start in zip(clips, [0, 8000]):
         np.testing.assert_allclose(clip, zero_mean(mono[start : start + CLIP]), rtol=0, atol=ATOL)
@@ -217,6 +220,16 @@ def test_truncated_wav_is_reported(tmp_path):
     with pytest.raises(DataError, match="audio truncated: header says 16000 samples, file holds 8000") as info:
         load_audio_clips(path, sample="s9")
     assert info.value.sample == "s9" and info.value.path == str(path)
+
+
+def test_truncated_float_wav_is_reported(tmp_path):
+    path = write_wav(tmp_path / "cutf.wav", np.zeros(RATE, dtype=np.float32))  # WAVE_FORMAT_IEEE_FLOAT, 4 bytes
+    data = path.read_bytes()
+    start = data.index(b"data") + 8
+    assert int.from_bytes(data[data.index(b"fmt ") + 8 :][:2], "little") == 3 and len(data) - start == 4 * RATE
+    path.write_bytes(data[: start + 4 * 1234])
+    with pytest.raises(DataError, match="audio truncated: header says 16000 samples, file holds 1234"):
+        load_audio_clips(path)
 
 
 @pytest.mark.parametrize("container, tag", [("WAV", 1), ("WAVEX", 0xFFFE)])  # plain PCM and WAVE_FORMAT_EXTENSIBLE
