@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from affectgpt.data.media import (
     load_faces,
     load_frames,
     load_sample_media,
+    probe_video,
     sample_indices,
 )
 from affectgpt.data.records import DataError, Record
@@ -26,22 +28,27 @@ def brightness(i: int, n: int) -> float:
     return 20 + 200 * i / max(n - 1, 1)
 
 
-def write_ramp_video(path: Path, n: int, width: int = 64, height: int = 48, tone_hz: float | None = None) -> Path:
-    """Frame i is a flat grey of brightness(i); optionally an AAC track with a 1 s tone per 8 frames."""
+def write_ramp_video(
+    path: Path, n: int, width: int = 64, height: int = 48, tone_hz: float | None = None, stereo: bool = False
+) -> Path:
+    """Frame i is a flat grey of brightness(i); optionally an AAC track with a 1 s tone per 8 frames
+    (stereo: the right channel at a quarter of the left's amplitude)."""
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=8)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"crf": "0"}
-        sound = None if tone_hz is None else container.add_stream("aac", rate=16000, layout="mono")
+        layout = "stereo" if stereo else "mono"
+        sound = None if tone_hz is None else container.add_stream("aac", rate=16000, layout=layout)
         for i in range(n):
             image = np.full((height, width, 3), round(brightness(i, n)), dtype=np.uint8)
             container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(video.encode())
         if sound is not None:
             samples = n * 2000
-            wave = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(samples) / 16000)).astype(np.float32)
+            wave = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(samples) / 16000)).astype(np.float32)[None]
+            wave = np.concatenate([wave, 0.25 * wave]) if stereo else wave
             for start in range(0, samples, 1024):
-                frame = av.AudioFrame.from_ndarray(wave[None, start : start + 1024], format="fltp", layout="mono")
+                frame = av.AudioFrame.from_ndarray(wave[:, start : start + 1024], format="fltp", layout=layout)
                 frame.sample_rate, frame.pts = 16000, start
                 container.mux(sound.encode(frame))
             container.mux(sound.encode())
@@ -66,7 +73,7 @@ def test_sample_indices_examples_and_zero():
         sample_indices(0)
 
 
-@pytest.mark.parametrize("vlen", [5, 8, 96])
+@pytest.mark.parametrize("vlen", [1, 5, 8, 96])
 def test_frames_are_the_sampled_frames(tmp_path, vlen):
     path = write_ramp_video(tmp_path / f"ramp{vlen}.mp4", vlen)
     frames = load_frames(path, n=8, size=224)
@@ -122,30 +129,6 @@ def test_bad_channel_order(tmp_path):
 def write_wav(path: Path, data: np.ndarray, rate: int = 16000, subtype: str = "FLOAT") -> Path:
     soundfile.write(path, data, rate, subtype=subtype)
     return path
-
-
-def test_clip_starts_rule():
-    assert clip_starts(80000, 8, 32000) == [0, 6857, 13714, 20571, 27429, 34286, 41143, 48000]
-    assert clip_starts(20000, 8, 32000) == [0] * 8
-    assert clip_starts(32000, 1, 32000) == [0]
-
-
-def test_audio_long_clips_start_where_the_rule_says(tmp_path):
-    ramp = (np.arange(80000) / 80000).astype(np.float32)  # 5 s; the value tells the sample position
-    clips = load_audio_clips(write_wav(tmp_path / "ramp.wav", ramp))
-    assert clips.shape == (8, 32000) and clips.dtype == np.float32
-    starts = clip_starts(80000, 8, 32000)
-    np.testing.assert_allclose(clips[:, 0], ramp[starts], atol=1e-6)
-    np.testing.assert_allclose(clips[-1], ramp[48000:], atol=1e-6)  # the last clip ends at the end
-
-
-def test_audio_short_is_zero_padded_and_repeated(tmp_path):
-    ramp = np.linspace(0.1, 0.5, 16000, dtype=np.float32)  # 1 s < one 2 s clip
-    clips = load_audio_clips(write_wav(tmp_path / "short.wav", ramp))
-    assert clips.shape == (8, 32000)
-    for clip in clips:
-        np.testing.assert_allclose(clip[:16000], ramp, atol=1e-6)
-        assert np.all(clip[16000:] == 0)
 
 
 def test_audio_stereo_resampled_to_mono_16k(tmp_path):
@@ -238,6 +221,8 @@ def test_nan_wav(tmp_path):
         (np.zeros((12, 112, 112), dtype=np.uint8), "expected [n_faces, H, W, 3]"),
         (np.zeros((12, 112, 112, 4), dtype=np.uint8), "expected [n_faces, H, W, 3]"),
         (np.zeros((0, 112, 112, 3), dtype=np.uint8), "face array is empty"),
+        (np.zeros((2, 0, 112, 3), dtype=np.uint8), "face array is empty"),
+        (np.zeros((2, 112, 0, 3), dtype=np.uint8), "face array is empty"),
         (np.full((2, 8, 8, 3), 300.0), "outside 0..255"),
     ],
 )
@@ -276,15 +261,18 @@ def test_wav_soundfile_and_torchaudio_paths_agree(tmp_path, subtype, channels, r
     np.testing.assert_array_equal(fast, slow)
     auto, _ = _decode_audio(path)
     np.testing.assert_array_equal(auto, fast)
+    # and the clips are the official pipeline applied to the FFmpeg samples: resample each channel, average,
+    # cut at clip_starts, remove each clip's mean. Float64 here against float32 there: the clip mean of 32000
+    # samples |x| <= 1 is off by <= ~1e-6 in float32 (see test_media_rules.ATOL); a wrong start costs ~0.3.
     clips = load_audio_clips(path, n_clips=4)
-    mono = slow.mean(axis=0)
     if rate != 16000:
         import torch
         import torchaudio.functional as F
 
-        mono = F.resample(torch.from_numpy(mono), rate, 16000).numpy()
-    want = np.stack([np.pad(mono, (0, max(0, 32000 - len(mono))))[s : s + 32000] for s in clip_starts(len(mono), 4, 32000)])
-    np.testing.assert_array_equal(clips, want)
+        slow = F.resample(torch.from_numpy(slow), rate, 16000).numpy()
+    mono = np.pad(slow.astype(np.float64).mean(axis=0), (0, max(0, 32000 - slow.shape[1])))
+    want = np.stack([mono[s : s + 32000] - mono[s : s + 32000].mean() for s in clip_starts(len(mono), 4, 2.0, 16000)])
+    np.testing.assert_allclose(clips, want, rtol=0, atol=2e-6)
 
 
 def test_unknown_audio_backend(tmp_path):
@@ -292,3 +280,101 @@ def test_unknown_audio_backend(tmp_path):
 
     with pytest.raises(ValueError, match="backend"):
         _decode_audio(write_wav(tmp_path / "a.wav", np.zeros(100, dtype=np.float32)), backend="sox")
+
+
+def test_wav_that_libsndfile_refuses_is_decoded_by_ffmpeg(tmp_path):
+    """An mp4 saved under a .wav name: soundfile raises, the FFmpeg path reads its audio track."""
+    path = tmp_path / "really_mp4.wav"
+    path.write_bytes(write_ramp_video(tmp_path / "av.mp4", 24, tone_hz=1000).read_bytes())
+    clips = load_audio_clips(path)
+    assert clips.shape == (8, 32000)
+    assert abs(np.argmax(np.abs(np.fft.rfft(clips[3]))) * 0.5 - 1000) <= 2
+
+
+def test_pyav_audio_fallback_matches_torchaudio(tmp_path, monkeypatch):
+    """Where torchaudio cannot decode (no torchcodec / FFmpeg libraries), non-wav audio goes through PyAV: the
+    same FFmpeg AAC decoder, so the same samples (up to float32 format-conversion rounding, <= ~2 ulp at
+    |x| <= 1, hence 1e-6), every channel, at the file's own rate."""
+    from affectgpt.data import media
+
+    path = write_ramp_video(tmp_path / "av.mp4", 24, tone_hz=1000, stereo=True)
+    ffmpeg, rate = media._read_other(path)
+    assert ffmpeg.shape[0] == 2  # both channels, not a downmix
+    clips = load_audio_clips(path, sample_rate=8000)  # a resample, so a wrong source rate would show
+    monkeypatch.setattr(media, "_torchaudio_works", lambda: False)  # the lean environment's probe result
+    fallback, fallback_rate = media._read_other(path)
+    assert fallback_rate == rate == 16000 and fallback.dtype == np.float32 and fallback.shape == ffmpeg.shape
+    np.testing.assert_allclose(fallback, ffmpeg, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(load_audio_clips(path, sample_rate=8000), clips, rtol=0, atol=1e-6)
+
+
+def test_resampler_without_torchaudio(tmp_path, monkeypatch):
+    """The lean profile (no torchaudio) resamples with scipy's polyphase filter: same length and content."""
+    import sys
+
+    t = np.arange(3 * 44100) / 44100
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.25 * np.sin(2 * np.pi * 440 * t)], axis=1)
+    path = write_wav(tmp_path / "s44.wav", stereo.astype(np.float32), rate=44100)
+    with_torchaudio = load_audio_clips(path, n_clips=2)
+    monkeypatch.setitem(sys.modules, "torchaudio.functional", None)  # `import torchaudio.functional` now fails
+    lean = load_audio_clips(path, n_clips=2)
+    assert lean.shape == with_torchaudio.shape == (2, 32000) and lean.dtype == np.float32
+    # two different anti-aliasing filters on an in-band 440 Hz tone: equal away from the filter edges
+    np.testing.assert_allclose(lean[:, 200:-200], with_torchaudio[:, 200:-200], atol=2e-3)
+
+
+# ---------------------------------------------------------------- frames and video probing
+
+
+def write_video(path: Path, n: int, width: int = 64, height: int = 48, top: int = 40, bottom: int = 200) -> Path:
+    """n frames, the top half one grey and the bottom half another (lossless h264)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt, stream.options = width, height, "yuv420p", {"crf": "0"}
+        image = np.full((height, width, 3), top, dtype=np.uint8)
+        image[height // 2 :] = bottom
+        for _ in range(n):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_frames_are_stretched_to_224_without_keeping_aspect(tmp_path):
+    frames = load_frames(write_video(tmp_path / "wide.mp4", 3, width=128, height=32))  # 4:1; defaults 8 x 224
+    assert frames.shape == (8, 224, 224, 3)
+    grey = frames[..., 1].astype(int)
+    # a letterboxed resize would leave bars of padding at the top and bottom; a stretch fills every row
+    assert np.all(np.abs(grey[:, :100] - 40) <= 3) and np.all(np.abs(grey[:, 124:] - 200) <= 3)
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_probe_video_accepts_a_real_mp4(tmp_path, n):
+    assert probe_video(write_video(tmp_path / "ok.mp4", n), sample="v") is None  # one frame is enough
+
+
+def test_probe_video_names_bad_files(tmp_path):
+    good = write_video(tmp_path / "good.mp4", 40).read_bytes()
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "cut.mp4").write_bytes(good[: len(good) // 2])
+    for name in ("empty.mp4", "cut.mp4"):
+        with pytest.raises(DataError, match="cannot open video") as info:
+            probe_video(tmp_path / name, "v1")  # sample may be positional: probe_video(path, sample)
+        assert info.value.path == str(tmp_path / name) and info.value.sample == "v1"
+    with pytest.raises(DataError, match="not found"):
+        probe_video(tmp_path / "absent.mp4")
+
+
+def test_torchaudio_probe_reports_an_environment_without_it(monkeypatch, caplog):
+    """Without a working torchaudio the probe says so once, with a warning naming the fallback decoders."""
+    import sys
+
+    from affectgpt.data import media
+
+    media._torchaudio_works.cache_clear()
+    monkeypatch.setitem(sys.modules, "torchaudio", None)  # `import torchaudio` now raises ImportError
+    try:
+        with caplog.at_level(logging.WARNING, logger="affectgpt.data.media"):
+            assert media._torchaudio_works() is False
+        assert any("torchaudio.load is unavailable" in r.getMessage() for r in caplog.records)
+    finally:
+        media._torchaudio_works.cache_clear()  # the next caller probes the real environment again
