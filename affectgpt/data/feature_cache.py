@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 # Bump when encoder pre/post-processing code changes the numbers (old caches are then refused).
 CODE_VERSION = 1
 # Bump when frame / face / audio-clip sampling rules in affectgpt.data.media change.
-SAMPLING_RULE_VERSION = 1
+# 2: official audio clip starts (exact Fraction arithmetic), per-clip mean removal, resample-then-average channels,
+#    cv2 face resize; images resized by PIL (bicubic).
+SAMPLING_RULE_VERSION = 2
 TINY = "tiny"
 TINY_SEED = 0  # affectgpt.model.build.SEED: the tiny encoders are seeded with it
 REBUILD_HINT = "run `python -m affectgpt.cache --config <your config>` to (re)build it"
