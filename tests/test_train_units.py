@@ -11,11 +11,17 @@ from torch import nn
 
 from affectgpt.config import TrainConfig
 from affectgpt.data.records import Record
+from affectgpt.files import append_jsonl, read_jsonl
 from affectgpt.metrics.wheel import DEMO_WHEEL_DIR, get_wheel
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
 from affectgpt.train.data import BatchStream, shard, split_by_name
-from affectgpt.train.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from affectgpt.train.optim import (
+    build_optimizer,
+    build_scheduler,
+    lr_factor,
+    param_groups,
+)
 from affectgpt.train.validate import parse_responses, score_predictions
 
 
@@ -199,10 +205,10 @@ def test_rotation_keeps_last_k_and_best_and_pointers(tmp_path: Path) -> None:
 def test_metrics_truncation_and_plot(tmp_path: Path) -> None:
     metrics = tmp_path / tracking.METRICS_FILE
     for epoch in (1, 2, 3):
-        tracking.append_jsonl(metrics, {"epoch": epoch, "step": epoch * 5, "train/loss": 3.0 / epoch,
+        append_jsonl(metrics, {"epoch": epoch, "step": epoch * 5, "train/loss": 3.0 / epoch,
                                         "val/avg-L1/f1": 0.2 * epoch, "val/M-avg": 0.1 * epoch})  # fmt: skip
-        tracking.append_jsonl(tmp_path / tracking.TRAIN_LOG_FILE, {"step": epoch * 5, "epoch_float": epoch, "train/loss": 1.0})
+        append_jsonl(tmp_path / tracking.TRAIN_LOG_FILE, {"step": epoch * 5, "epoch_float": epoch, "train/loss": 1.0})
     tracking.truncate_jsonl(metrics, "epoch", 2)
-    assert [r["epoch"] for r in tracking.read_jsonl(metrics)] == [1, 2]
+    assert [r["epoch"] for r in read_jsonl(metrics)] == [1, 2]
     png = tracking.plot_curves(tmp_path)
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

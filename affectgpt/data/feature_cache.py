@@ -33,7 +33,7 @@ from safetensors.torch import save
 
 from affectgpt.data.modes import FEATURE_KEYS, get_mode
 from affectgpt.data.records import MEDIA_ATTR, DataError, Record
-from affectgpt.manifest import sha256_file
+from affectgpt.files import append_jsonl, sha256_file, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -125,15 +125,6 @@ def media_signature(record: Record, streams: list[str]) -> list[list[Any]]:
     return out
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 @dataclass
 class Entry:
     shard: str
@@ -177,7 +168,7 @@ class FeatureCache:
             (folder / "shards").mkdir(parents=True, exist_ok=True)
             (folder / "journal").mkdir(exist_ok=True)
             body = {"fingerprint": fingerprint(spec), "spec": spec}
-            _atomic_write(meta_path, json.dumps(body, indent=1, sort_keys=True).encode())
+            write_bytes_atomic(meta_path, json.dumps(body, indent=1, sort_keys=True).encode())
         else:
             raise FileNotFoundError(f"data.feature_cache={str(folder)!r}: no feature cache there; {REBUILD_HINT}")
         cache = cls(folder, spec)
@@ -262,7 +253,7 @@ class FeatureCache:
                 raise ValueError(f"{name} has {tensor.shape[0]} rows for {len(keys)} samples")
         data = save(tensors, metadata={"fingerprint": fingerprint(self.spec)})
         name = f"r{rank:05d}-{uuid.uuid4().hex[:16]}.safetensors"
-        _atomic_write(self.folder / "shards" / name, data)
+        write_bytes_atomic(self.folder / "shards" / name, data)
         entry = {"shard": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "keys": keys, "media": media}
         self._journal(rank, entry)
         self._add_shard(name, entry)
@@ -273,10 +264,7 @@ class FeatureCache:
         self.failed[key] = reason
 
     def _journal(self, rank: int, item: dict[str, Any]) -> None:
-        with open(self.folder / "journal" / f"rank-{rank:05d}.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(item) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_jsonl(self.folder / "journal" / f"rank-{rank:05d}.jsonl", item)
 
     def merge(self) -> dict[str, str]:
         """Fold all journals into index.json (one process, after every rank finished), drop bad
@@ -291,7 +279,7 @@ class FeatureCache:
                 shards[name] = info
                 live.add(name)
         index = {"fingerprint": fingerprint(self.spec), "shards": shards, "failed": self.failed}
-        _atomic_write(self.folder / "index.json", json.dumps(index).encode())
+        write_bytes_atomic(self.folder / "index.json", json.dumps(index).encode())
         for journal in (self.folder / "journal").glob("rank-*.jsonl"):
             journal.unlink()
         for path in (self.folder / "shards").iterdir():

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from affectgpt.data.records import DataError
+from affectgpt.files import repair_tail, write_json_atomic
 
 FORMATS = (".jsonl", ".csv")
 META_SUFFIX = ".meta.json"
@@ -42,13 +43,6 @@ def read_meta(path: str | Path) -> dict[str, Any] | None:
 def _check_format(path: Path) -> None:
     if path.suffix.lower() not in FORMATS:
         raise ValueError(f"{path}: results files must end in {' or '.join(FORMATS)}")
-
-
-def _repair_tail(path: Path) -> None:
-    """Cut a partial last line (a write interrupted by a kill) so appends start on a fresh line."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 def _read_jsonl(path: Path) -> dict[str, str]:
@@ -99,7 +93,7 @@ class ResultWriter:
         self.done: dict[str, str] = {}
         if self.path.exists():
             self._check_resumable()
-            _repair_tail(self.path)
+            repair_tail(self.path)
             self.done = read_responses(self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,10 +112,7 @@ class ResultWriter:
             )
 
     def _write_meta(self) -> None:
-        target = meta_path(self.path)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
+        write_json_atomic(meta_path(self.path), self.meta, indent=2)
 
     def append(self, rows: list[tuple[str, str]]) -> None:
         """Write rows (skipping names already present), flushed and fsynced before returning."""

@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from affectgpt.files import append_jsonl, read_jsonl, repair_tail
 from affectgpt.labels.lists import list_to_string
 
 logger = logging.getLogger(__name__)
@@ -50,26 +50,17 @@ class ExtractionCache:
         self.path = path
         self.values: dict[str, dict[str, Any]] = {}
         if path is not None and path.is_file():
-            data = path.read_bytes()
-            if data and not data.endswith(b"\n"):  # cut a line a killed run left half-written
-                path.write_bytes(data[: data.rfind(b"\n") + 1])
-            for line in path.read_text(encoding="utf-8").splitlines():
+            repair_tail(path)  # a line a killed run left half-written
+            for row in read_jsonl(path):
                 try:
-                    row = json.loads(line)
                     self.values[row["key"]] = row["value"]
-                except (ValueError, KeyError, TypeError):
-                    logger.warning("%s: ignoring an unreadable cache line", path)
+                except (KeyError, TypeError):
+                    logger.warning("%s: ignoring a cache line without key/value", path)
 
     def add(self, items: Mapping[str, dict[str, Any]]) -> None:
         self.values.update(items)
-        if self.path is None or not items:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            for key, value in items.items():
-                handle.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        if self.path is not None and items:
+            append_jsonl(self.path, [{"key": key, "value": value} for key, value in items.items()])
 
 
 class LabelExtractor:

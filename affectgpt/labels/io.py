@@ -8,15 +8,13 @@ Writes go to a temporary sibling and are renamed into place, so a crash never le
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from affectgpt.files import atomic_path
 from affectgpt.labels.lists import list_to_string
 
 Rows = Mapping[str, object] | Iterable[tuple[str, object]]
@@ -36,25 +34,11 @@ def _pairs(rows: Rows) -> list[tuple[str, str]]:
     return pairs
 
 
-@contextmanager
-def _atomic(path: Path, suffix: str) -> Iterator[Path]:
-    """A temporary sibling to write into; renamed onto `path` on success, removed on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_name_value_csv(path: str | Path, rows: Rows, column: str) -> Path:
     """A two-column CSV `name,<column>`, in the order given."""
     path = Path(path)
     frame = pd.DataFrame(_pairs(rows), columns=["name", column])
-    with _atomic(path, ".csv") as tmp:
+    with atomic_path(path, ".csv") as tmp:
         frame.to_csv(tmp, index=False)
     return path
 
@@ -80,7 +64,7 @@ def write_openset_npz(path: str | Path, rows: Rows) -> Path:
     items = np.array([i for _, i in pairs], dtype=str)
     if not pairs:  # np.array([], dtype=str) is '<U1' already; keep shapes explicit
         names, items = np.zeros(0, dtype="<U1"), np.zeros(0, dtype="<U1")
-    with _atomic(path, ".npz") as tmp, open(tmp, "wb") as handle:
+    with atomic_path(path, ".npz") as tmp, open(tmp, "wb") as handle:
         np.savez(handle, filenames=names, fileitems=items)
     return path
 

@@ -8,7 +8,6 @@ missing from predictions are errors unless explicitly allowed, and every such ca
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 
 from affectgpt.data.records import DataError
 from affectgpt.data.safe_npz import load_npz_strings
+from affectgpt.files import write_json_atomic
 
 
 def _preview(names: list[str], limit: int = 20) -> str:
@@ -120,6 +120,5 @@ def find_result_files(results_dir: str | Path, dataset: str) -> tuple[Path | Non
 
 def write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json_atomic(path, data, indent=2)
     return path

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from affectgpt.config import Config, load_config
-from affectgpt.manifest import ManifestError, verify_manifest, write_manifest
+from affectgpt.files import ManifestError, verify_manifest, write_manifest
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from affectgpt.manifest import ManifestError, verify_manifest, write_json_atomic, write_manifest
+from affectgpt.files import ManifestError, verify_manifest, write_json_atomic, write_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -21,13 +21,24 @@ from accelerate.utils import broadcast_object_list, set_seed
 
 from affectgpt.config import Config, format_config
 from affectgpt.data.records import SkipLog
+from affectgpt.files import append_jsonl, fsync_path
 from affectgpt.signals import StopFlag
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
-from affectgpt.train.data import BatchStream, demo_data_root, iterate_epoch, load_records
+from affectgpt.train.data import (
+    BatchStream,
+    demo_data_root,
+    iterate_epoch,
+    load_records,
+)
 from affectgpt.train.distributed import is_zero3, make_accelerator
 from affectgpt.train.optim import build_optimizer, build_scheduler
-from affectgpt.train.validate import PREDICTIONS_FILE, resolve_wheel, validate, write_predictions
+from affectgpt.train.validate import (
+    PREDICTIONS_FILE,
+    resolve_wheel,
+    validate,
+    write_predictions,
+)
 
 logger = logging.getLogger("affectgpt.train")
 SCORE_KEY = "val/avg-L1/f1"
@@ -255,7 +266,7 @@ class Trainer:
             **throughput.rates(float(total[2]), float(total[3])),
         }
         if self.main:
-            tracking.append_jsonl(self.run_dir / tracking.TRAIN_LOG_FILE, record)
+            append_jsonl(self.run_dir / tracking.TRAIN_LOG_FILE, record, fsync=False)  # fsynced at each save
             bar.set_postfix(loss=f"{record['train/loss']:.4f}", lr=f"{record['train/lr']:.2e}")
         if acc.log_with:
             acc.log({k: v for k, v in record.items() if k.startswith("train/")}, step=st.global_step)
@@ -286,7 +297,7 @@ class Trainer:
         st.epoch, st.loss_sum, st.loss_tokens = epoch + 1, 0.0, 0.0
         st.completed = st.epoch >= int(self.cfg.train.epochs)
         if self.main:
-            tracking.append_jsonl(self.run_dir / tracking.METRICS_FILE, record)
+            append_jsonl(self.run_dir / tracking.METRICS_FILE, record)
             print(tracking.epoch_summary(record), flush=True)
         if acc.log_with:
             acc.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=st.global_step)
@@ -316,6 +327,7 @@ class Trainer:
         acc.wait_for_everyone()
         final = self.run_dir / name
         if self.main:
+            fsync_path(self.run_dir / tracking.TRAIN_LOG_FILE)  # the per-step log is durable up to this checkpoint
             if predictions is not None:
                 responses, parsed = predictions
                 write_predictions(tmp / PREDICTIONS_FILE, responses, parsed, [r.name for r in self.val_records])

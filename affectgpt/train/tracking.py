@@ -6,10 +6,11 @@ Only the main process writes; every function here is a no-op-safe plain file ope
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
+
+from affectgpt.files import read_jsonl, rewrite_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 TRAIN_LOG_FILE = "train_log.jsonl"
@@ -33,21 +34,11 @@ def flat_config(cfg: Any) -> dict[str, Any]:
     return out
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def truncate_jsonl(path: Path, key: str, last: float) -> None:
-    """Keep only records with record[key] <= last: on resume, drop what the lost tail had logged."""
-    kept = [r for r in read_jsonl(path) if r.get(key, 0) <= last]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+    """Keep only records with record[key] <= last: on resume, drop what the lost tail had logged (a torn last
+    line, left by a kill during an append, is dropped with a warning by read_jsonl)."""
+    if path.is_file():
+        rewrite_jsonl(path, [r for r in read_jsonl(path) if r.get(key, 0) <= last])
 
 
 class Throughput:
