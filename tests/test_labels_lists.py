@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from affectgpt.labels.lists import list_to_string, malformed_reason, string_to_list
+from affectgpt.data.records import list_to_string, malformed_reason, string_to_list
 
 # §5.3: drop one leading '[' and one trailing ']', split on any of ' " ,, strip each piece, drop empties.
 OFFICIAL_CASES = [

@@ -5,14 +5,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from affectgpt.data.records import string_to_list
 from affectgpt.labels.io import (
     read_name_value_csv,
     read_openset_npz,
     write_openset_csv,
     write_openset_npz,
 )
-from affectgpt.labels.lists import string_to_list
-from affectgpt.labels.postprocess import labels_to_openset, official_postprocess, parse_llm_list
+from affectgpt.labels.postprocess import (
+    labels_to_openset,
+    official_postprocess,
+    parse_llm_list,
+)
 from affectgpt.labels.sentiment import (
     NEGATIVE_WORDS,
     NEUTRAL_WORDS,

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from affectgpt.labels.lists import string_to_list
+from affectgpt.data.records import string_to_list
 from affectgpt.metrics.ew import ew_scores
 from affectgpt.metrics.wheel import METRICS, get_wheel
 

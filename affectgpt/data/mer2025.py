@@ -34,8 +34,9 @@ from affectgpt.data.records import (
     Record,
     SkipLog,
     check_sample_name,
+    malformed_reason,
+    string_to_list,
 )
-from affectgpt.labels.lists import malformed_reason, string_to_list
 
 logger = logging.getLogger(__name__)
 

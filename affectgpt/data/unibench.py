@@ -34,9 +34,8 @@ from affectgpt.data.mer2025 import (
     report_size,
     unsafe_names,
 )
-from affectgpt.data.records import DataError, Record, SkipLog
+from affectgpt.data.records import DataError, Record, SkipLog, string_to_list
 from affectgpt.data.safe_npz import load_npz_object
-from affectgpt.labels.lists import string_to_list
 
 logger = logging.getLogger(__name__)
 

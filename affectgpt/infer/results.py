@@ -19,13 +19,12 @@ from typing import Any
 
 from affectgpt.config import Config
 from affectgpt.data.mer2025 import MER2025_FILES
-from affectgpt.data.records import DataError, SkipLog
+from affectgpt.data.records import DataError, SkipLog, list_to_string
 from affectgpt.data.unibench import UNIBENCH
 from affectgpt.infer.outputs import META_SUFFIX, read_meta, read_responses
 from affectgpt.infer.runner import VAL, config_from_meta
 from affectgpt.labels.extract import LabelExtractor
 from affectgpt.labels.io import write_openset_csv
-from affectgpt.labels.lists import list_to_string
 from affectgpt.labels.sentiment import write_sentiment_csv
 from affectgpt.metrics.unibench import DatasetScore, score_dataset
 from affectgpt.metrics.wheel import EmotionWheel

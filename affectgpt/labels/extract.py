@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from affectgpt.data.records import list_to_string
 from affectgpt.files import append_jsonl, read_jsonl, repair_tail
-from affectgpt.labels.lists import list_to_string
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from affectgpt.data.records import list_to_string
 from affectgpt.files import atomic_path
-from affectgpt.labels.lists import list_to_string
 
 Rows = Mapping[str, object] | Iterable[tuple[str, object]]
 

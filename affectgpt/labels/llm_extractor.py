@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from affectgpt.labels.lists import list_to_string
+from affectgpt.data.records import list_to_string
 from affectgpt.labels.postprocess import official_postprocess, parse_llm_list
 
 log = logging.getLogger(__name__)

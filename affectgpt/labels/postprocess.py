@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from affectgpt.labels.lists import list_to_string, string_to_list
+from affectgpt.data.records import list_to_string, string_to_list
 
 # Prefixes the official post-processing removes from the start of an answer (reference §6).
 OFFICIAL_PREFIXES = ("输入", "输出", "翻译", "output", "Output", "input", "Input")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from affectgpt.data.records import string_to_list
 from affectgpt.labels.io import Rows, read_name_value_csv, write_name_value_csv
-from affectgpt.labels.lists import string_to_list
 
 SENTIMENTS = ("positive", "negative", "neutral")
 

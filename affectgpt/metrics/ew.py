@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from affectgpt.labels.lists import string_to_list
+from affectgpt.data.records import string_to_list
 from affectgpt.metrics.wheel import DEMO_LABEL, LEVELS, METRICS, WHEELS, EmotionWheel
 
 
