@@ -23,8 +23,9 @@ from affectgpt.data.unibench import get_spec
 from affectgpt.metrics.ew import ew_scores
 from affectgpt.metrics.io import align, find_result_files, load_name_values, write_json
 from affectgpt.metrics.report import dataset_summary, ew_table
-from affectgpt.metrics.unibench import UNIBENCH_ORDER, score_dataset, table_markdown, unibench_table
-from affectgpt.metrics.wheel import EmotionWheel, WheelError, load_wheel
+from affectgpt.data.unibench import UNIBENCH_ORDER
+from affectgpt.metrics.unibench import score_dataset, table_markdown, unibench_table
+from affectgpt.metrics.wheel import EmotionWheel, WheelError, load_wheel, resolve_wheel
 
 
 RESULTS_LAYOUT = """\
@@ -132,8 +133,6 @@ to --out-dir (default <DIR>/eval-<extractor>/), in the layout `unibench --all` r
 
 def _run_wheel(args: argparse.Namespace, sets: list) -> EmotionWheel:
     """--wheel-dir; else the training run's own resolution (its stored config); else --config / env / demo opt-in."""
-    from affectgpt.train.validate import resolve_wheel
-
     if not (args.wheel_dir or args.config):
         stored = next((rs.config for rs in sets if rs.config is not None), None)
         if stored is not None:
@@ -142,7 +141,7 @@ def _run_wheel(args: argparse.Namespace, sets: list) -> EmotionWheel:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from affectgpt.infer.results import discover, ew_markdown, score_set
+    from affectgpt.results import discover, ew_markdown, score_ov_set, score_unibench_set
     from affectgpt.labels.extract import LabelExtractor
 
     sets, notes = discover(args.results_dir)
@@ -163,7 +162,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     scores, ew, extraction, problems = {}, {}, {}, []
     for rs in sets:
         try:
-            result, extraction[rs.dataset] = score_set(rs, extractor, wheel, out_dir, roots, args.allow_missing)
+            if rs.is_unibench:
+                result, extraction[rs.dataset] = score_unibench_set(rs, extractor, wheel, out_dir, roots, args.allow_missing)
+            else:
+                result, extraction[rs.dataset] = score_ov_set(rs, extractor, wheel, out_dir)
         except (DataError, ValueError, KeyError) as err:
             problems.append(f"{rs.dataset} ({rs.path.name}): {err}")
             continue

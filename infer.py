@@ -95,7 +95,8 @@ def settings_from(args: argparse.Namespace, cfg, split: str | None):
 def run_single_clip(args, cfg, ckpt, question, settings) -> int:
     from affectgpt.data.modes import get_mode
     from affectgpt.infer.clip import answer_clip, clip_record, image_record
-    from affectgpt.infer.runner import autocast_for, frame_fallback, load_model, pick_device
+    from affectgpt.infer.runner import frame_fallback, load_model
+    from affectgpt.model.device import autocast_for, pick_device
 
     cfg.data.feature_cache = ""  # a single clip is never in the cache: encode it on the fly
     if args.image:
@@ -114,30 +115,32 @@ def run_single_clip(args, cfg, ckpt, question, settings) -> int:
             print(f"no --face given: reading video frames ({cfg.model.face_or_frame})", file=sys.stderr)
     device = pick_device(args.device)
     model, tokenizer = load_model(cfg, ckpt, device)
-    print(answer_clip(model, tokenizer, cfg, record, question, settings, autocast_for(cfg, device)))
+    print(answer_clip(model, tokenizer, cfg, record, question, settings, autocast_for(cfg.train.mixed_precision, device)))
     return 0
 
 
 def run_datasets(args, cfg, ckpt, settings) -> int:
     from affectgpt.data.records import SkipLog
     from affectgpt.infer.generate import resolve_question
-    from affectgpt.infer.runner import (
-        VAL, autocast_for, default_out_dir, load_model, pick_device, prepare_feature_cache, select_record_sets,
-    )
+    from affectgpt.cache import build_cache
+    from affectgpt.data.sources import VAL, select_record_sets
+    from affectgpt.infer.runner import default_out_dir, load_model
+    from affectgpt.model.device import autocast_for, pick_device
     from affectgpt.signals import StopFlag
 
     read_skips = SkipLog()
     datasets = [d.strip() for d in (args.dataset or "").split(",") if d.strip()]
-    sets = select_record_sets(cfg, args.split, datasets, args.data_root, read_skips)
+    sets = select_record_sets(cfg.data, args.split, datasets, args.data_root, read_skips)
     # per dataset: onehot-candidates / valence state its label set / range (checked before the model loads)
     questions = [resolve_question(args.question, cfg.data.val_dataset if rs.label == VAL else rs.label) for rs in sets]
     if args.out and len(sets) > 1:
         raise ValueError(f"--out names one file but {len(sets)} datasets are inferred; use --out-dir")
     out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(cfg, ckpt)
-    prepare_feature_cache(cfg, [record for rs in sets for record in rs.records])
+    if cfg.data.feature_cache:  # encode whatever of these records is not cached yet (fingerprint-checked)
+        build_cache(cfg, [record for rs in sets for record in rs.records])
     device = pick_device(args.device)
     model, tokenizer = load_model(cfg, ckpt, device)
-    autocast = autocast_for(cfg, device)
+    autocast = autocast_for(cfg.train.mixed_precision, device)
     exit_code = 0
     stop = StopFlag("finishing the current batch; the answers written so far are kept")  # twice: at once
     stop.install()

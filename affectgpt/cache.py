@@ -8,7 +8,7 @@ changed) or corrupt samples are computed. Under `torchrun` / `accelerate launch`
 its own share into its own shards and rank 0 merges the index.
 
 Splits: train / val = the training records and the validation records exactly as training reads
-them (affectgpt.train.data.load_records), test = every MER-UniBench root in data.unibench_roots,
+them (affectgpt.data.sources.split_records), test = every MER-UniBench root in data.unibench_roots,
 all = their union.
 """
 
@@ -29,31 +29,12 @@ from tqdm import tqdm
 from affectgpt.config import Config, ConfigError, load_config
 from affectgpt.data.feature_cache import CacheMismatchError, FeatureCache, cache_key, media_signature
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
+from affectgpt.data.sources import SPLITS, split_records
+from affectgpt.model.device import pick_device
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test", "all")
 SHARD_SIZE = 256  # samples per shard: ~15 MB for the official 768/1024-d features
-
-
-def split_records(cfg: Config, split: str, skips: SkipLog | None = None) -> list[Record]:
-    """The records of `split` (train | val | test | all), read once from the dataset CSVs."""
-    if split not in SPLITS:
-        raise ValueError(f"--split {split!r}: choose one of {', '.join(SPLITS)}")
-    from affectgpt.data.unibench import read_dataset
-    from affectgpt.train.data import load_records
-
-    skips = skips if skips is not None else SkipLog()
-    out: list[Record] = []
-    if split in ("train", "val", "all"):
-        train, val = load_records(cfg.data, skips)
-        out += train if split == "train" else val if split == "val" else train + val
-    if split in ("test", "all"):
-        if split == "test" and not cfg.data.unibench_roots:
-            raise ValueError("--split test: data.unibench_roots is empty (map MER-UniBench names to their folders)")
-        for name, root in cfg.data.unibench_roots.items():
-            out += read_dataset(name, root, subtitle_language=cfg.data.subtitle_language, on_error=cfg.data.on_error, skips=skips)
-    return out
 
 
 class MediaDataset(Dataset):
@@ -88,12 +69,6 @@ class BuildReport:
             f"feature cache: {self.requested} samples requested, {self.reused} reused, {self.computed} computed, "
             f"{self.failed} failed, {self.dropped_shards} bad shards dropped"
         )
-
-
-def _device() -> torch.device:
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
 
 
 def _encoders(cfg: Config, streams: dict[str, str], device: torch.device) -> dict[str, torch.nn.Module]:
@@ -179,7 +154,7 @@ def _encode(
     shard_size: int, batch_size: int, progress: bool, report: BuildReport,
 ) -> None:  # fmt: skip
     streams = cache.streams
-    device = _device()
+    device = pick_device()
     encoders = _encoders(cfg, streams, device)
     signatures = {cache_key(r): s for r, s in mine}
     loader = DataLoader(
@@ -253,7 +228,7 @@ def main(argv: list[str] | None = None) -> BuildReport:
     cfg = load_config(args.config, args.overrides)
     rank, world, barrier = _distributed()
     skips = SkipLog()
-    records = split_records(cfg, args.split, skips)
+    records = split_records(cfg.data, args.split, skips)
     report = build_cache(
         cfg, records, rank=rank, world=world, barrier=barrier,
         shard_size=args.shard_size, batch_size=args.batch_size, progress=not args.no_progress,

@@ -7,15 +7,46 @@ pass the resolved `Config` around explicitly.
 
 from __future__ import annotations
 
-import difflib
 import json
-import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+
+from affectgpt.config_values import ConfigError, choice_error, convert, suggest
+
+# The official face_or_frame modes (their prompts and streams: affectgpt.data.modes, which checks it covers these).
+FaceOrFrame = Literal[
+    "faceframe", "face", "frame", "audioonly", "textonly", "faceonly", "frameonly", "image", "audio_text",
+    "face_text", "frame_text", "multiface_text", "multiface_audio_face_text", "multiframe_audio_frame_text",
+    "multiface_audio_face_frame_text",
+]  # fmt: skip
+Pooler = Literal["attention", "mean", "qformer"]
+
+
+class _Checks:
+    """Collects "section.key: must be ..., got ..." problems; every section reports all of them at once."""
+
+    def __init__(self, section: str, obj: Any):
+        self.section, self.obj, self.errors = section, obj, []
+
+    def at_least(self, low: float, *names: str) -> None:
+        for name in names:
+            value = getattr(self.obj, name)
+            if not value >= low:
+                self.errors.append(f"{self.section}.{name}: must be >= {low}, got {value!r}")
+
+    def positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self.obj, name)
+            if not value > 0:
+                self.errors.append(f"{self.section}.{name}: must be > 0, got {value!r}")
+
+    def that(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.errors.append(f"{self.section}.{message}")
 
 
 @dataclass
@@ -43,12 +74,12 @@ class ModelConfig:
     # Which inputs the prompt holds: one of the 15 official modes (affectgpt.data.modes.MODES). The headline
     # multi + audio + face + subtitle scores best (74.77; frames instead 73.39); fewer inputs are the paper's
     # ablations; "image" answers for one still image (infer.py --image), no dataset reader provides images.
-    face_or_frame: str = "multiface_audio_face_text"
+    face_or_frame: FaceOrFrame = "multiface_audio_face_text"
     # Per-modality poolers: "attention" (official: raw linear scores, no softmax), "mean", "qformer".
-    video_fusion: str = "attention"
-    audio_fusion: str = "attention"
+    video_fusion: Pooler = "attention"
+    audio_fusion: Pooler = "attention"
     # Pre-fusion of audio and video into the <Multi> token: "attention" (official) or "qformer".
-    multi_fusion: str = "attention"
+    multi_fusion: Literal["attention", "qformer"] = "attention"
     num_video_query_token: int = 1
     num_audio_query_token: int = 1
     num_multi_query_token: int = 1
@@ -60,7 +91,7 @@ class ModelConfig:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
     # Dtype of the frozen LLM weights: float16 as official; bfloat16 is safer on Ampere+; float32 on CPU.
-    llm_dtype: str = "float32"
+    llm_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     # Prompt + target token budget (official 1024); longer samples are errors, never truncated silently.
     max_length: int = 1024
     # Trade compute for activation memory on long prompts (7B on small GPUs).
@@ -69,13 +100,31 @@ class ModelConfig:
     # never builds the [targets, 151,936] logits; equal to the plain loss. 0 = plain HF-style loss.
     loss_vocab_chunk: int = 2048
 
+    def check(self) -> list[str]:
+        c = _Checks("model", self)
+        c.at_least(1, "tiny_llm_hidden", "tiny_llm_layers", "tiny_llm_heads", "tiny_llm_kv_heads", "tiny_llm_intermediate",
+                   "tiny_encoder_hidden", "tiny_encoder_layers", "tiny_clip_projection", "num_video_query_token",
+                   "num_audio_query_token", "num_multi_query_token", "lora_r", "max_length")  # fmt: skip
+        c.at_least(0, "tiny_llm_head_std", "loss_vocab_chunk")
+        c.positive("lora_alpha")
+        c.that(0 <= self.lora_dropout < 1, f"lora_dropout: must be in [0, 1), got {self.lora_dropout!r}")
+        c.that(bool(self.lora_targets), "lora_targets: name at least one module (e.g. [q_proj, v_proj])")
+        if self.llm == "tiny" and not c.errors:
+            c.that(self.tiny_llm_hidden % self.tiny_llm_heads == 0 and self.tiny_llm_heads % self.tiny_llm_kv_heads == 0,
+                   "tiny_llm_*: hidden must divide by heads and heads by kv_heads, got "
+                   f"{self.tiny_llm_hidden}/{self.tiny_llm_heads}/{self.tiny_llm_kv_heads}")  # fmt: skip
+        if "tiny" in (self.clip, self.hubert) and not c.errors:  # the tiny encoders have 4 attention heads
+            c.that(self.tiny_encoder_hidden % 4 == 0, f"tiny_encoder_hidden: must divide by 4, got {self.tiny_encoder_hidden}")
+        return c.errors
+
+
 
 @dataclass
 class DataConfig:
     # MER2025-layout folder for training (video/, audio/, openface_face/, CSVs).
     root: str = "data/demo"
     # Which label CSVs of `root` to train on: "mercaptionplus" | "ovmerd".
-    train_dataset: str = "mercaptionplus"
+    train_dataset: Literal["mercaptionplus", "ovmerd"] = "mercaptionplus"
     # Validation source: "split" (a held-out slice of the training CSVs), "ovmerd", or a MER-UniBench name.
     val_dataset: str = "split"
     # Held-out fraction when val_dataset == "split" (deterministic by name hash).
@@ -84,11 +133,11 @@ class DataConfig:
     val_max_samples: int = 0
     # Target per sample: "description", "ovlabel" or "hybrid" (official: 50/50 per access; both targets
     # teach the same emotions, so hybrid trains label answers and descriptions at once). "hybird" = hybrid.
-    label_type: str = "hybrid"
+    label_type: Literal["description", "ovlabel", "hybrid"] = "hybrid"
     # "official" ###Human/###Assistant prompt (as released) or "chatml" (Qwen chat template).
-    prompt_style: str = "official"
+    prompt_style: Literal["official", "chatml"] = "official"
     # Subtitle column: "english" (official everywhere except MER2024) or "chinese".
-    subtitle_language: str = "english"
+    subtitle_language: Literal["english", "chinese"] = "english"
     # 8 frames / faces / audio clips as official; more frames give no gain (paper Fig. 10).
     n_frames: int = 8
     n_audio_clips: int = 8
@@ -97,11 +146,11 @@ class DataConfig:
     image_size: int = 224
     # Official face .npy crops are fed to CLIP as stored (made with cv2 -> BGR). "as_stored" matches
     # the released model; "bgr_to_rgb" is the colour-correct choice for models you train yourself.
-    face_channel_order: str = "as_stored"
+    face_channel_order: Literal["as_stored", "bgr_to_rgb"] = "as_stored"
     # "skip": log, count and report bad samples (training default); "raise": stop at the first one.
-    on_error: str = "skip"
+    on_error: Literal["skip", "raise"] = "skip"
     # Empty-subtitle training samples: "keep" trains on them as official; "skip" drops them (failed transcripts?).
-    empty_subtitles: str = "skip"
+    empty_subtitles: Literal["keep", "skip"] = "skip"
     # Control experiment: permute media across samples, so only the text can carry the label.
     shuffle_media: bool = False
     # DataLoader worker processes decoding media in parallel (0 = in the main process).
@@ -110,6 +159,20 @@ class DataConfig:
     feature_cache: str = ""
     # MER-UniBench dataset roots for evaluation: {"MER2023": "/data/mer2023-dataset-process", ...}.
     unibench_roots: dict[str, str] = field(default_factory=dict)
+
+    def check(self) -> list[str]:
+        c = _Checks("data", self)
+        c.at_least(1, "n_frames", "n_audio_clips", "sample_rate", "image_size")
+        c.at_least(0, "val_max_samples", "num_workers")
+        c.positive("clip_seconds")
+        c.that(bool(self.root), "root: empty (the MER2025-layout training folder)")
+        c.that(bool(self.val_dataset), "val_dataset: empty (split, ovmerd or a MER-UniBench name)")
+        if self.val_dataset == "split":
+            c.that(0 < self.val_fraction < 1, f"val_fraction: must be in (0, 1) with val_dataset=split, got {self.val_fraction!r}")
+        c.that(self.val_dataset.lower() != self.train_dataset,
+               f"val_dataset: {self.val_dataset!r} is the training set itself; use val_dataset=split (a held-out slice)")  # fmt: skip
+        return c.errors
+
 
 
 @dataclass
@@ -126,7 +189,7 @@ class TrainConfig:
     # Official effective LR is a constant 1e-5 (its warmup never runs).
     lr: float = 1e-5
     # "constant" (official) or "cosine" (linear warmup then cosine decay to min_lr).
-    lr_schedule: str = "constant"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = 0
     min_lr: float = 1e-5
     weight_decay: float = 0.05
@@ -134,16 +197,28 @@ class TrainConfig:
     # Clip the gradient norm (0 = off); the official run does not clip.
     max_grad_norm: float = 0.0
     # "no" (fp32), "fp16" (official autocast + scaler), "bf16".
-    mixed_precision: str = "no"
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     seed: int = 42
     # "auto" = continue from the latest complete checkpoint of this run; "never"; or a path.
     resume: str = "auto"
     keep_last: int = 2
     log_every: int = 10
-    report_to: str = "none"
+    report_to: Literal["none", "wandb", "tensorboard"] = "none"
     # Generation settings used by per-epoch validation.
     val_batch_size: int = 8
     val_max_new_tokens: int = 32
+
+    def check(self) -> list[str]:
+        c = _Checks("train", self)
+        c.at_least(1, "epochs", "batch_size", "grad_accum", "log_every", "val_batch_size", "val_max_new_tokens")
+        c.at_least(0, "iters_per_epoch", "warmup_steps", "min_lr", "weight_decay", "max_grad_norm", "seed", "keep_last")
+        c.positive("lr")
+        c.that(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas: two values in [0, 1), got {self.betas!r}")
+        if self.lr_schedule == "cosine":
+            c.that(self.min_lr <= self.lr, f"min_lr: {self.min_lr} is above lr {self.lr}: the cosine would rise")
+        c.that(bool(self.output_dir), "output_dir: empty")
+        return c.errors
+
 
 
 @dataclass
@@ -157,8 +232,16 @@ class EvalConfig:
     temperature: float = 1.0
     top_p: float = 0.9
     # OV-label extractor: "parser" (label sentences), "lexicon" (offline), "llm" (official Qwen prompt).
-    extractor: str = "parser"
+    extractor: Literal["parser", "lexicon", "llm"] = "parser"
     extractor_llm: str = ""
+
+    def check(self) -> list[str]:
+        c = _Checks("eval", self)
+        c.at_least(1, "batch_size", "max_new_tokens")
+        c.positive("temperature")
+        c.that(0 < self.top_p <= 1, f"top_p: must be in (0, 1], got {self.top_p!r}")
+        return c.errors
+
 
 
 @dataclass
@@ -178,69 +261,33 @@ class Config:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(self.to_yaml(), encoding="utf-8")
 
+    def validate(self) -> Config:
+        """Every choice field against its Literal values and every range / combination rule; one ConfigError
+        listing all problems by their dotted names (so a bad run fails at load, not an hour in)."""
+        errors = [error for name in SECTIONS for error in section_errors(getattr(self, name), name)]
+        if errors:
+            raise ConfigError("invalid config: " + "; ".join(errors))
+        return self
 
-class ConfigError(ValueError):
-    """A config file or override that cannot be applied; the message says which key and why."""
+
+def section_errors(section: Any, name: str) -> list[str]:
+    """The problems of one section: its Literal choices, then (when those hold) its range / combination rules."""
+    errors = []
+    for key, hint in typing.get_type_hints(type(section)).items():
+        value = getattr(section, key)
+        if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            errors.append(choice_error(f"{name}.{key}", value, typing.get_args(hint)))
+    return errors or section.check()
+
+
+def check_section(section: Any, name: str) -> None:
+    """The same rules for a section handed to a component directly (not loaded by load_config)."""
+    errors = section_errors(section, name)
+    if errors:
+        raise ConfigError("invalid config: " + "; ".join(errors))
 
 
 SECTIONS = {f.name: f.type for f in fields(Config)}
-
-
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(sorted(options))}."
-
-
-def _convert(value: Any, annotation: Any, key: str) -> Any:
-    """Convert a YAML value or an override string to the field's declared type."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-        return _convert(value, options[0], key)
-    if isinstance(value, str) and (origin in (list, dict) or annotation in (list, dict)):
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{key}: cannot parse {value!r} as {annotation}: {err}") from err
-    if origin is list or annotation is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (item_type,) = typing.get_args(annotation) or (Any,)
-        return [v if item_type is Any else _convert(v, item_type, key) for v in value]
-    if origin is dict or annotation is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return {str(k): v for k, v in value.items()}
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if annotation in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
-        try:
-            number = float(value) if annotation is float else _to_int(value)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}") from err
-        return number
-    if annotation is str:
-        return "" if value is None else str(value)
-    return value
-
-
-def _to_int(value: Any) -> int:
-    """int, accepting "1e3" or 1000.0 but never silently truncating 2.5."""
-    number = float(value) if isinstance(value, (str, float)) else value
-    if isinstance(number, float) and not number.is_integer():
-        raise ValueError(value)
-    return int(number)
 
 
 # Accepted spellings normalised on load: the official yaml writes `label_type: hybird` (sic), so an official
@@ -253,23 +300,22 @@ def _set(cfg: Config, dotted: str, value: Any) -> None:
         raise ConfigError(f"Override '{dotted}' must look like section.key=value (sections: {', '.join(SECTIONS)}).")
     section_name, key = dotted.split(".", 1)
     if section_name not in SECTIONS:
-        raise ConfigError(f"Unknown config section '{section_name}'.{_suggest(section_name, list(SECTIONS))}")
+        raise ConfigError(f"Unknown config section '{section_name}'.{suggest(section_name, list(SECTIONS))}")
     section = getattr(cfg, section_name)
     hints = typing.get_type_hints(type(section))
     if key not in hints:
         full = [f"{section_name}.{k}" for k in hints]
-        raise ConfigError(f"Unknown config key '{dotted}'.{_suggest(dotted, full)}")
-    value = _convert(value, hints[key], dotted)
-    if dotted in ALIASES:
-        value = ALIASES[dotted].get(value, value)
-    setattr(section, key, value)
+        raise ConfigError(f"Unknown config key '{dotted}'.{suggest(dotted, full)}")
+    if dotted in ALIASES and isinstance(value, str):
+        value = ALIASES[dotted].get(value.strip(), value)
+    setattr(section, key, convert(value, hints[key], dotted))
 
 
 def apply_dict(cfg: Config, data: dict[str, Any], source: str = "config") -> Config:
     """Apply a nested {section: {key: value}} mapping (a parsed YAML file) onto `cfg`."""
     for section_name, values in (data or {}).items():
         if section_name not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section '{section_name}'.{_suggest(section_name, list(SECTIONS))}")
+            raise ConfigError(f"{source}: unknown section '{section_name}'.{suggest(section_name, list(SECTIONS))}")
         if values is None:
             continue
         if not isinstance(values, dict):
@@ -309,7 +355,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     apply_overrides(cfg, overrides or [])
     if not cfg.train.run_name:
         cfg.train.run_name = Path(path).stem if path is not None else "default"
-    return cfg
+    return cfg.validate()
 
 
 def format_config(cfg: Config) -> str:

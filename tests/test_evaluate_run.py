@@ -25,10 +25,11 @@ from affectgpt.data.safe_npz import save_npz_object
 from affectgpt.data.synthetic import generate
 from affectgpt.infer.outputs import read_meta, read_responses
 from affectgpt.infer.runner import config_from_meta
-from affectgpt.metrics.unibench import UNIBENCH_ORDER, score_dataset
+from affectgpt.data.unibench import UNIBENCH_ORDER
+from affectgpt.metrics.unibench import score_dataset
 from affectgpt.metrics.wheel import get_wheel
 from affectgpt.model.tokenizer import ensure_qwen25_tokenizer
-from affectgpt.train.data import load_records
+from affectgpt.data.sources import training_records
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = (REPO.parent / "shared" / "emotion_wheel").resolve()  # the CLI reports resolved paths
@@ -94,7 +95,7 @@ def test_val_split_scores_exactly_what_the_training_loop_logged(trained_run: Pat
 def test_val_results_are_scored_against_the_runs_ground_truth(val_results: Path, tmp_path: Path, capsys) -> None:
     """The same val metadata with perfect answers scores 1.0: the GT really is the run's validation set."""
     meta = read_meta(val_results / "val.jsonl")
-    records = load_records(config_from_meta(meta).data, SkipLog())[1]
+    records = training_records(config_from_meta(meta).data, SkipLog())[1]
     assert [r.name for r in records] == list(read_responses(val_results / "val.jsonl"))
     folder = tmp_path / "perfect"
     folder.mkdir()

@@ -21,7 +21,8 @@ from PIL import Image
 from safetensors import safe_open
 from torch.utils.data import DataLoader
 
-from affectgpt.cache import build_cache, split_records
+from affectgpt.cache import build_cache
+from affectgpt.data.sources import split_records
 from affectgpt.config import Config
 from affectgpt.data import synthetic
 from affectgpt.data.dataset import BATCH_STREAM_KEYS, AffectDataset, Collator
@@ -53,7 +54,7 @@ def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("fc")
     root = synthetic.generate(base / "data", n=12, seed=0, unibench=False)
     cfg = _config(root, base / "cache")
-    records = split_records(cfg, "train")
+    records = split_records(cfg.data, "train")
     report = build_cache(cfg, records, shard_size=3, batch_size=4, progress=False)
     assert (report.requested, report.computed, report.reused, report.failed) == (len(records), len(records), 0, 0)
     return cfg, records, load_tokenizer(cfg.model)
@@ -184,7 +185,7 @@ def test_changed_media_is_recomputed_and_missing_sample_reported(setup, tmp_path
     finally:
         os.utime(face, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert (report.computed, report.reused) == (1, len(records) - 1)
-    val = split_records(cfg, "val")
+    val = split_records(cfg.data, "val")
     dataset = AffectDataset(val, cfg.data, cfg.model, load_tokenizer(cfg.model))
     with pytest.raises(DataError, match="not in feature cache"):
         dataset.feature_cache.features(val[0])
@@ -308,9 +309,9 @@ def test_test_and_all_splits_read_every_unibench_set(tmp_path, language):
         write_unibench(tmp_path / "unibench" / name, name, seed=0)
         cfg.data.unibench_roots[name] = str(tmp_path / "unibench" / name)
     expected = [r.name for name, folder in cfg.data.unibench_roots.items() for r in read_unibench(name, folder)]
-    assert expected and [r.name for r in split_records(cfg, "test")] == expected
-    everything = [r.name for r in split_records(cfg, "all")]
-    assert everything == [r.name for r in split_records(cfg, "train") + split_records(cfg, "val")] + expected
+    assert expected and [r.name for r in split_records(cfg.data, "test")] == expected
+    everything = [r.name for r in split_records(cfg.data, "all")]
+    assert everything == [r.name for r in split_records(cfg.data, "train") + split_records(cfg.data, "val")] + expected
 
 
 # ---------------------------------------------------------------------------------------------- one cache per mode

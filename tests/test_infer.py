@@ -193,15 +193,14 @@ def test_generate_responses_batches_first_answers_and_stop(ckpt: Path, data_root
     ends it after the current batch."""
     from affectgpt.data.unibench import read_unibench
     from affectgpt.infer.runner import load_model
-    from affectgpt.train.data import shard
-    from affectgpt.train.validate import generate_responses
+    from affectgpt.infer.generate import generate_responses, shard
 
     cfg = load_config(ckpt / "config.yaml")
     model, tokenizer = load_model(cfg, ckpt, torch.device("cpu"))
     records = read_unibench("OVMERDPlus", data_root / "unibench" / "OVMERDPlus")[:3]
     padded, n_real = shard(records, 0, 1, 2)  # [r0, r1, r2, r0]: the last batch filled up
     assert n_real == 3 and [r.name for r in padded] == [r.name for r in records + records[:1]]
-    kw = {"batch_size": 2, "max_new_tokens": 3, "question": "Why?"}
+    kw = {"settings": GenerationSettings(batch_size=2, max_new_tokens=3), "question": "Why?"}
     batches: list[tuple[list[str], dict[str, str]]] = []
     answers = generate_responses(model, padded, cfg, tokenizer, **kw,
                                  on_batch=lambda recs, ans: batches.append(([r.name for r in recs], dict(ans))))  # fmt: skip
@@ -241,7 +240,7 @@ def test_single_image(ckpt: Path, data_root: Path, tmp_path: Path, capsys) -> No
     from PIL import Image
 
     from affectgpt.infer.clip import image_record
-    from affectgpt.infer.generate import generate_answers
+    from affectgpt.infer.generate import generate_responses
     from affectgpt.infer.runner import load_model
 
     photo = tmp_path / "photo.png"
@@ -252,7 +251,7 @@ def test_single_image(ckpt: Path, data_root: Path, tmp_path: Path, capsys) -> No
     cfg = load_config(ckpt / "config.yaml", ["model.face_or_frame=image"])
     model, tokenizer = load_model(cfg, ckpt, torch.device("cpu"))
     settings = GenerationSettings(batch_size=1, max_new_tokens=cfg.eval.max_new_tokens, seed=cfg.train.seed)
-    expected = generate_answers(model, [image_record(photo)], cfg, tokenizer, prompts.OVLABEL_QUESTION, settings)
+    expected = generate_responses(model, [image_record(photo)], cfg, tokenizer, settings, question=prompts.OVLABEL_QUESTION)
     assert stdout == expected["photo"] + "\n"
     video = data_root / "video" / "sample_00000000.mp4"
     for extra, message in (

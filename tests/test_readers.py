@@ -20,9 +20,9 @@ from affectgpt.data.unibench import (
     UNIBENCH,
     get_spec,
     ground_truth,
-    read_dataset,
     read_unibench,
 )
+from affectgpt.data.sources import read_dataset
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

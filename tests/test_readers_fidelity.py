@@ -136,7 +136,7 @@ def test_pandas_na_tokens_come_from_pandas():
 
 def test_load_records_passes_the_empty_subtitle_policy(tmp_path):
     from affectgpt.config import DataConfig, load_config
-    from affectgpt.train.data import load_records
+    from affectgpt.data.sources import training_records
 
     root = make_mer2025(tmp_path)
     frame = pd.read_csv(root / "subtitle_chieng.csv", dtype=str, keep_default_na=False)
@@ -144,7 +144,7 @@ def test_load_records_passes_the_empty_subtitle_policy(tmp_path):
     frame.to_csv(root / "subtitle_chieng.csv", index=False)
     cfg = DataConfig(root=str(root), val_dataset="ovmerd", empty_subtitles="keep")
     reports, skips = [], SkipLog()
-    train, val = load_records(cfg, skips, reports)
+    train, val = training_records(cfg, skips, reports)
     assert [r.name for r in train] == ["00012", "sample_00000001", "sample_00000002"] and skips.total == 0
     assert train[1].subtitle == "" and [r.name for r in val] == ["00012"]
     assert [r.dataset for r in reports] == ["mercaptionplus", "ovmerd"]
@@ -152,11 +152,10 @@ def test_load_records_passes_the_empty_subtitle_policy(tmp_path):
 
     cfg.empty_subtitles = "skip"
     skips = SkipLog()
-    train, _ = load_records(cfg, skips)
+    train, _ = training_records(cfg, skips)
     assert [r.name for r in train] == ["00012", "sample_00000002"] and skips.counts == {"empty subtitle": 1}
-    cfg.empty_subtitles = "drop"
-    with pytest.raises(ValueError, match="data.empty_subtitles must be one of"):
-        load_records(cfg, SkipLog())
+    with pytest.raises(ValueError, match="data.empty_subtitles: 'drop' is not one of keep, skip"):
+        load_config(overrides=["data.empty_subtitles=drop"])
 
     assert DataConfig().empty_subtitles == "skip"  # ours by default; the official recipe says "keep"
     official = load_config(Path(__file__).resolve().parents[1] / "configs" / "affectgpt_qwen2.5_7b.yaml")

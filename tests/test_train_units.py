@@ -15,14 +15,17 @@ from affectgpt.files import append_jsonl, read_jsonl
 from affectgpt.metrics.wheel import DEMO_WHEEL_DIR, get_wheel
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
-from affectgpt.train.data import BatchStream, shard, split_by_name
+from affectgpt.data.sources import split_by_name
+from affectgpt.infer.generate import shard
+from affectgpt.train.stream import BatchStream
 from affectgpt.train.optim import (
     build_optimizer,
     build_scheduler,
     lr_factor,
     param_groups,
 )
-from affectgpt.train.validate import parse_responses, score_predictions
+from affectgpt.labels.sentence import parse_label_sentence
+from affectgpt.metrics.ew import score_predictions
 
 
 class Toy(nn.Module):
@@ -140,7 +143,7 @@ def test_score_predictions_counts_empty_and_missing() -> None:
     wheel = get_wheel(DEMO_WHEEL_DIR)
     gt = {"a": ["happy"], "b": ["sad", "lonely"], "c": ["angry"]}
     responses = {"a": "The character's emotional state is happy.", "b": "no idea"}
-    parsed = parse_responses(responses)
+    parsed = {name: parse_label_sentence(text) for name, text in responses.items()}
     scores = score_predictions(gt, parsed, wheel)
     assert scores["n_samples"] == 3 and scores["n_empty"] == 2 and scores["n_missing"] == 1
     perfect = score_predictions(gt, {k: list(v) for k, v in gt.items()}, wheel)

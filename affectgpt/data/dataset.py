@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from affectgpt.config import DataConfig, ModelConfig
+from affectgpt.config import DataConfig, ModelConfig, check_section
 from affectgpt.data import prompts
 from affectgpt.data.modes import FEATURE_KEYS, STREAMS, get_mode
-from affectgpt.data.records import ON_ERROR, DataError, Record, SkipLog, with_streams
+from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 from affectgpt.model.tokenizer import PLACEHOLDERS
 
 # Prompts and targets are tokenised once per distinct text; hybrid training has 4 per sample (2 prompts, 2 targets),
@@ -30,7 +30,6 @@ from affectgpt.model.tokenizer import PLACEHOLDERS
 TOKEN_MEMO_ENTRIES = 2**17
 
 IGNORE_INDEX = -100
-LABEL_TYPES = ("description", "ovlabel", "hybrid")
 # Decoded media, and precomputed frozen-encoder features (feature cache; the model then skips its encoders).
 BATCH_STREAM_KEYS = STREAMS + tuple(FEATURE_KEYS[s] for s in STREAMS)
 
@@ -44,11 +43,6 @@ def _default_media_loader() -> MediaLoader:
     from affectgpt.data.media import load_sample_media
 
     return load_sample_media
-
-
-def _check_choice(name: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of: {', '.join(options)}.")
 
 
 class AffectDataset(Dataset):
@@ -74,9 +68,7 @@ class AffectDataset(Dataset):
         feature_cache: FeatureCache | None = None,
         question: str | None = None,
     ):
-        _check_choice("data.label_type", data_cfg.label_type, LABEL_TYPES)
-        _check_choice("data.on_error", data_cfg.on_error, ON_ERROR)
-        _check_choice("data.prompt_style", data_cfg.prompt_style, prompts.PROMPT_STYLES)
+        check_section(data_cfg, "data")  # the load-time rules, for a DataConfig built in code
         self.mode = get_mode(model_cfg.face_or_frame)
         if question is not None and split == "train":
             raise ValueError("question= is for evaluation splits; training asks the question of data.label_type")
@@ -263,7 +255,6 @@ class Collator:
         left_pad: bool = False,
         prompt_style: str = "official",
     ):
-        _check_choice("data.prompt_style", prompt_style, prompts.PROMPT_STYLES)
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None or tokenizer.bos_token_id is None:
             raise ValueError("the tokenizer needs bos, eos and pad tokens (use affectgpt.model.tokenizer.load_tokenizer)")
         self.pad_id = tokenizer.pad_token_id

@@ -12,8 +12,10 @@ which no dataset reader fills: it is for single images (`infer.py --image photo.
 from __future__ import annotations
 
 import string
+import typing
 from dataclasses import dataclass
 
+from affectgpt.config import FaceOrFrame
 from affectgpt.data.records import MEDIA_ATTR
 
 STREAMS = tuple(MEDIA_ATTR)  # "faces", "frames", "audio", "image"
@@ -91,6 +93,10 @@ MODES: dict[str, Mode] = {
         ),
     )
 }
+
+
+if set(MODES) != set(typing.get_args(FaceOrFrame)):  # the config's choices and this table must name the same modes
+    raise RuntimeError(f"affectgpt.data.modes and config.FaceOrFrame disagree: {set(MODES) ^ set(typing.get_args(FaceOrFrame))}")
 
 
 def get_mode(face_or_frame: str) -> Mode:

@@ -224,6 +224,11 @@ def generate(out: str | Path, n: int = 240, seed: int = 0, unibench: bool = True
     return out
 
 
+def is_demo_root(root: str | Path) -> bool:
+    """True for the embedded demo dataset location (`data/demo`: generated on first use by train.py)."""
+    return Path(root).as_posix().rstrip("/").endswith("data/demo")
+
+
 def ensure_demo_dataset(out: str | Path, n: int = 240, seed: int = 0, unibench: bool = True) -> Path:
     """Generate only when `out` lacks a complete dataset with these parameters (partial folders are redone)."""
     out = Path(out)

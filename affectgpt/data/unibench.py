@@ -1,4 +1,4 @@
-"""Readers for the nine MER-UniBench test sets (reference §3.2-§3.3, §4) and `read_dataset`.
+"""Readers for the nine MER-UniBench test sets (reference §3.2-§3.3, §4), their order and label sets.
 
 Each dataset is one frozen `UnibenchSpec` row of facts (label file and keys, test split, subtitle
 column, media folders and which alternative wins); `read_unibench` interprets a spec. Evaluation must
@@ -20,7 +20,6 @@ from typing import Any
 
 from affectgpt.data.mer2025 import (
     EMPTY_OPENSET,
-    MER2025_FILES,
     ReadReport,
     check_on_error,
     list_files,
@@ -28,7 +27,6 @@ from affectgpt.data.mer2025 import (
     note_malformed_label,
     pandas_text,
     read_csv,
-    read_mer2025,
     report_malformed_labels,
     report_na_text,
     report_size,
@@ -67,6 +65,8 @@ class UnibenchSpec:
 _MELD = ("anger", "joy", "sadness", "neutral", "disgust", "fear", "surprise")
 _IEMOCAP = ("happy", "sad", "neutral", "anger")
 _MER_6WAY = ("neutral", "angry", "happy", "sad", "worried", "surprise")
+# The official MER-UniBench order of the nine main scores (tables, `--split test`).
+UNIBENCH_ORDER = ("MER2023", "MER2024", "MELD", "IEMOCAPFour", "CMUMOSI", "CMUMOSEI", "SIMS", "SIMSv2", "OVMERDPlus")
 # Label sets of the discrete datasets in the official order: the onehot question with candidates lists them
 # (joined by ","), and the hit rate's secondary mscore uses them.
 DISCRETE_CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -273,22 +273,6 @@ def read_unibench(
     if report.skipped:
         logger.warning("%s at %s: %s", spec.name, root, skips.summary())
     return records
-
-
-def read_dataset(
-    name: str, root: str | Path, subtitle_language: str = "english", allow_empty_subtitle: bool = False, **kwargs: Any
-) -> list[Record]:
-    """One entry point for other modules: MER2025 sets by their lower-case key, else a UniBench name.
-
-    `subtitle_language` picks the MER2025 subtitle column; each UniBench set has its own fixed column.
-    `allow_empty_subtitle` is the MER2025 (training) policy; UniBench test sets always keep such samples.
-    """
-    if name.lower() in MER2025_FILES:
-        return read_mer2025(
-            root, dataset=name.lower(), subtitle_language=subtitle_language,
-            allow_empty_subtitle=allow_empty_subtitle, **kwargs,
-        )  # fmt: skip
-    return read_unibench(name, root, **kwargs)
 
 
 def ground_truth(records: list[Record], task: str) -> dict[str, Any]:

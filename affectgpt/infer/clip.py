@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from affectgpt.data.records import DataError, Record
-from affectgpt.infer.generate import GenerationSettings, generate_answers
+from affectgpt.infer.generate import GenerationSettings, generate_responses
 
 
 def clip_record(video: str | Path, audio: str | Path | None = None, face: str | Path | None = None,
@@ -39,5 +39,5 @@ def answer_clip(model: Any, tokenizer: Any, cfg: Any, record: Record, question: 
     """The model's answer for one clip; raises DataError naming the file when its media cannot be read."""
     cfg.data.on_error = "raise"
     single = GenerationSettings(**{**settings.to_dict(), "batch_size": 1})
-    answers = generate_answers(model, [record], cfg, tokenizer, question, single, autocast)
+    answers = generate_responses(model, [record], cfg, tokenizer, single, question=question, autocast=autocast)
     return answers[record.name]

@@ -1,26 +1,29 @@
-"""Batched answers for records, written batch by batch: the generation step of infer.py.
+"""Generation over record sets: the one path behind per-epoch validation, `infer.py` and GRPO rollouts' greedy twin.
 
-Generation goes through `affectgpt.train.validate.generate_responses`, the very function per-epoch
-validation uses (any question: the dataset asks it), so `infer.py --split val` reproduces the logged
-validation answers exactly. Batches are formed as validation forms them (`shard`: the last batch is
-filled up with the first records, whose extra answers are dropped), so padding, and hence every
-float, is the same.
+`generate_responses` answers a question (default: the official OV-label question) for records batch by batch.
+Per-epoch validation, `infer.py --split val` and every other `infer.py` run call it with the same batching
+(`shard`: each rank a contiguous share; the last batch filled up with the first records, whose extra answers are
+dropped), so padding, and hence every float, is the same: `infer.py --split val` reproduces the logged
+validation answers exactly. `run_inference` writes each batch's answers as soon as they exist (resumable).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
 from affectgpt.data import prompts
+from affectgpt.data.dataset import AffectDataset, Collator
 from affectgpt.data.records import Record, SkipLog
 from affectgpt.data.unibench import DISCRETE_CANDIDATES, VALENCE_RANGES
 from affectgpt.infer.outputs import ResultWriter
-from affectgpt.train.data import shard
-from affectgpt.train.validate import BatchCallback, chunk_seed, generate_responses
-
-__all__ = ["GenerationSettings", "InferenceReport", "chunk_seed", "generate_answers", "resolve_question", "run_inference"]
 
 QUESTION_ALIASES = {
     "ovlabel": prompts.OVLABEL_QUESTION,
@@ -55,7 +58,11 @@ def _dataset_question(alias: str, dataset: str | None) -> str:
 
 @dataclass
 class GenerationSettings:
-    """Decoding settings; greedy by default (reproducible). Official: sampling, T 1.0, top-p 0.9, 1200 tokens."""
+    """Decoding settings; greedy by default (reproducible). Official: sampling, T 1.0, top-p 0.9, 1200 tokens.
+
+    `seed`: with sampling, torch is reseeded before each batch with `chunk_seed(seed, batch names)`, so a resumed
+    run draws what an uninterrupted one draws; greedy decoding never touches the RNG (validation inside training
+    must not shift the training RNG)."""
 
     batch_size: int = 8
     max_new_tokens: int = 256
@@ -68,6 +75,103 @@ class GenerationSettings:
         return asdict(self)
 
 
+def validation_settings(cfg: Any) -> GenerationSettings:
+    """The decoding per-epoch validation uses (and `infer.py --split val` repeats): greedy, train.val_* sizes."""
+    return GenerationSettings(
+        batch_size=max(1, int(cfg.train.val_batch_size)), max_new_tokens=int(cfg.train.val_max_new_tokens),
+        greedy=True, seed=int(cfg.train.seed),
+    )  # fmt: skip
+
+
+def chunk_seed(seed: int, names: list[str]) -> int:
+    """A sampling seed per batch that depends on its samples, not on how many batches ran before
+    (a resumed run draws the same as an uninterrupted one with the same batches)."""
+    digest = hashlib.sha1("\n".join(names).encode("utf-8")).digest()
+    return (seed * 1_000_003 + int.from_bytes(digest[:6], "big")) % (2**63)
+
+
+def shard(items: list[Any], rank: int, world: int, batch_size: int) -> tuple[list[Any], int]:
+    """Rank `rank`'s contiguous share, padded by repetition so every rank runs the same number of
+    batches (collectives inside generation stay in lock-step); returns (share, n_real)."""
+    per_rank = -(-len(items) // world)
+    per_rank = -(-per_rank // batch_size) * batch_size
+    mine = items[rank * per_rank : (rank + 1) * per_rank]
+    n_real = len(mine)
+    filler = items[: per_rank - n_real] if items else []
+    while len(filler) < per_rank - n_real:
+        filler = filler + items
+    return mine + filler[: per_rank - n_real], n_real
+
+
+# on_batch(records, answers): the batch's records not seen in an earlier batch, and their answers
+# (a record missing from `answers` could not be loaded and is counted in `skips`).
+BatchCallback = Callable[[list[Record], dict[str, str]], None]
+
+
+@torch.no_grad()
+def generate_responses(
+    model: Any,
+    records: list[Record],
+    cfg: Any,
+    tokenizer: Any,
+    settings: GenerationSettings,
+    *,
+    question: str = prompts.OVLABEL_QUESTION,
+    autocast: Callable | None = None,
+    skips: SkipLog | None = None,
+    progress: bool = False,
+    on_batch: BatchCallback | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, str]:
+    """name -> answer to `question` for every record that could be loaded (skips are counted in `skips`).
+
+    Batches are `records` in order, `settings.batch_size` at a time. A name repeated in a later batch (the
+    filler `shard` adds) keeps its first answer, so each answer comes from the sample's own batch. `on_batch`
+    sees each batch's answers as they come (incremental writing); `should_stop` is checked after each batch and
+    ends generation early when true. `model` is the unwrapped AffectGPT; `autocast` an optional
+    context-manager factory (mixed precision).
+    """
+    batch_size = max(1, int(settings.batch_size))
+    dataset = AffectDataset(
+        records, cfg.data, cfg.model, tokenizer, split="test", seed=cfg.train.seed, skips=skips, question=question
+    )
+    collate = Collator(tokenizer, left_pad=True, prompt_style=cfg.data.prompt_style)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=cfg.data.num_workers,
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip  # never draw from the global RNG
+    was_training = model.training
+    model.eval()
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    try:
+        batches = tqdm(loader, desc="generate", leave=False) if progress else loader
+        for start, batch in zip(range(0, len(records), batch_size), batches):
+            chunk = records[start : start + batch_size]  # shuffle=False: the records of this batch
+            answers: dict[str, str] = {}
+            if batch["names"]:
+                if not settings.greedy and settings.seed is not None:
+                    torch.manual_seed(chunk_seed(settings.seed, [r.name for r in chunk]))
+                with autocast() if autocast is not None else contextlib.nullcontext():
+                    texts = model.generate(
+                        batch, max_new_tokens=settings.max_new_tokens, do_sample=not settings.greedy,
+                        temperature=settings.temperature, top_p=settings.top_p,
+                    )  # fmt: skip
+                answers = dict(zip(batch["names"], texts))
+            new = []  # first occurrences only
+            for record in chunk:
+                if record.name not in seen:
+                    seen.add(record.name)
+                    new.append(record)
+            fresh = {r.name: answers[r.name] for r in new if r.name in answers}
+            out.update(fresh)
+            if on_batch is not None:
+                on_batch(new, fresh)
+            if should_stop is not None and start + batch_size < len(records) and should_stop():
+                break
+    finally:
+        model.train(was_training)
+    return out
+
+
 @dataclass
 class InferenceReport:
     total: int  # records asked for
@@ -76,21 +180,6 @@ class InferenceReport:
     failed: list[str] = field(default_factory=list)  # names whose media/text could not be loaded
     skips: SkipLog = field(default_factory=SkipLog)
     stopped: bool = False  # should_stop() said so: the rest is left for a re-run
-
-
-def generate_answers(
-    model: Any, records: list[Record], cfg: Any, tokenizer: Any, question: str, settings: GenerationSettings,
-    autocast: Callable | None = None, skips: SkipLog | None = None, on_batch: BatchCallback | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> dict[str, str]:  # fmt: skip
-    """name -> answer for the records that could be loaded (failures are counted in `skips`): generate_responses
-    with `settings`, sampling reseeded per batch from `settings.seed` (resumed runs draw the same)."""
-    return generate_responses(
-        model, records, cfg, tokenizer, batch_size=settings.batch_size, max_new_tokens=settings.max_new_tokens,
-        greedy=settings.greedy, temperature=settings.temperature, top_p=settings.top_p, question=question,
-        seed=settings.seed, autocast=autocast, skips=skips if skips is not None else SkipLog(),
-        on_batch=on_batch, should_stop=should_stop,
-    )  # fmt: skip
 
 
 def run_inference(
@@ -108,14 +197,11 @@ def run_inference(
 ) -> InferenceReport:
     """Answer every record not yet in `writer`, appending each batch's answers as soon as it is done;
     `should_stop` (e.g. a SIGINT/SIGTERM flag) is checked between batches."""
-    from tqdm.auto import tqdm
-
     todo = [r for r in records if r.name not in writer.done]
     report = InferenceReport(total=len(records), already_done=len(records) - len(todo))
     if not todo:
         return report
-    batch = max(1, settings.batch_size)
-    padded, n_real = shard(todo, 0, 1, batch)  # validation's batching: the last batch filled up
+    padded, n_real = shard(todo, 0, 1, max(1, settings.batch_size))  # validation's batching: the last batch filled up
     bar = tqdm(total=len(records), initial=report.already_done, desc="infer", unit="sample", disable=not progress)
 
     def write(batch_records: list[Record], answers: dict[str, str]) -> None:
@@ -126,8 +212,8 @@ def run_inference(
         bar.update(len(names))
 
     try:
-        generate_answers(model, padded, cfg, tokenizer, question, settings, autocast, report.skips,
-                         on_batch=write, should_stop=should_stop)  # fmt: skip
+        generate_responses(model, padded, cfg, tokenizer, settings, question=question, autocast=autocast,
+                           skips=report.skips, on_batch=write, should_stop=should_stop)  # fmt: skip
     finally:
         bar.close()
     report.stopped = len(report.generated) + len(report.failed) < n_real

@@ -1,7 +1,7 @@
 """OV-label extraction from model answers (parser | lexicon | llm) behind one interface, with a content-hash cache.
 
 - parser: the deterministic reader of "The character's emotional state is a, b." answers, through
-  `affectgpt.train.validate.parse_responses` (the function per-epoch validation scores with);
+  `affectgpt.labels.sentence.parse_label_sentence` (the parser per-epoch validation scores with);
 - lexicon: emotion words of the emotion wheel's format.csv found in free text (offline, no model);
 - llm: the official instruct-LLM prompt (`LLMExtractor`), loaded only when something is not cached.
 
@@ -23,6 +23,7 @@ from typing import Any
 
 from affectgpt.data.records import list_to_string
 from affectgpt.files import append_jsonl, read_jsonl, repair_tail
+from affectgpt.labels.sentence import parse_label_sentence
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ class LabelExtractor:
 
     def _compute(self, texts: list[str]) -> dict[str, Extracted]:
         if self.kind == "parser":
-            from affectgpt.train.validate import parse_responses
-
-            parsed = parse_responses(dict(zip(texts, texts)))
+            parsed = {t: parse_label_sentence(t) for t in texts}
             return {t: Extracted(parsed[t], bool(parsed[t])) for t in texts}
         if self.kind == "lexicon":
             out = {}

@@ -134,10 +134,6 @@ class EWResult:
             f1=sum(c.f1 for c in cells) / n,
         )
 
-    def f_vector(self) -> list[float]:
-        """The 12 F-scores in OV-MER order (M1, M2, W1-L1, W1-L2, ..., W5-L2)."""
-        return [self.scores[m].f1 for m in METRICS]
-
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {m: self.scores[m].to_dict() for m in METRICS}
         for level in LEVELS:
@@ -178,3 +174,25 @@ def ew_scores(gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: EmotionWhee
     n_skipped = len(names) - int(scored_somewhere.sum())
     notes = [f"wheel: {DEMO_LABEL}"] if wheel.is_demo else []
     return EWResult(scores=scores, n_samples=len(names), n_skipped=n_skipped, wheel=wheel.name, notes=notes)
+
+
+def score_predictions(gt: Mapping[str, Any], parsed: Mapping[str, list[str]], wheel: EmotionWheel) -> dict[str, Any]:
+    """Flat EW scores of an OV-labelled set (validation, MER2025 sets): avg-L1/avg-L2 precision/recall/f1, M-avg,
+    n_samples, n_empty, n_missing, n_skipped_gt.
+
+    A GT sample without a prediction (its media failed to load) scores as an empty prediction and is counted in
+    n_missing, so a failure can never raise the score.
+    """
+    preds = {name: parsed.get(name, []) for name in gt}
+    result = ew_scores(gt, preds, wheel)
+    scores: dict[str, Any] = {}
+    for level in LEVELS:
+        for key, value in result.wheel_average(level).to_dict().items():
+            scores[f"avg-{level}/{key}"] = value
+    scores["M-avg"] = result.m_avg
+    scores["n_samples"] = result.n_samples
+    scores["n_empty"] = sum(1 for name in gt if not preds[name])
+    scores["n_missing"] = sum(1 for name in gt if name not in parsed)
+    scores["n_skipped_gt"] = result.n_skipped
+    scores["wheel"] = result.wheel
+    return scores

@@ -22,6 +22,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from affectgpt.data.unibench import (
     DISCRETE_CANDIDATES,
+    UNIBENCH_ORDER,
     get_spec,
     ground_truth,
     read_unibench,
@@ -30,8 +31,6 @@ from affectgpt.metrics.ew import ew_scores, mapped_set, normalise_labels
 from affectgpt.metrics.io import align
 from affectgpt.metrics.wheel import DEMO_LABEL, WHEELS, EmotionWheel
 
-# The official MER-UniBench order of the nine main scores.
-UNIBENCH_ORDER = ("MER2023", "MER2024", "MELD", "IEMOCAPFour", "CMUMOSI", "CMUMOSEI", "SIMS", "SIMSv2", "OVMERDPlus")
 # DISCRETE_CANDIDATES (affectgpt.data.unibench): used here only for the secondary (never reported) mscore.
 SENTIMENT_VALUES = {"positive": 1, "negative": -1, "neutral": 0}
 

@@ -13,11 +13,15 @@ purpose: alphabetical tie-breaks, later-row-wins overwrites, the `fearless` form
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 WHEELS = (1, 2, 3, 4, 5)
 LEVELS = ("L1", "L2")
@@ -281,3 +285,12 @@ def load_wheel(
     """resolve_wheel_dir + get_wheel: the one call scoring code needs."""
     directory, is_demo = resolve_wheel_dir(wheel_dir, data_root, allow_demo)
     return get_wheel(directory, is_demo)
+
+
+def resolve_wheel(cfg: Any) -> EmotionWheel:
+    """The wheel a run scores with: eval.wheel_dir -> $AFFECTGPT_WHEEL_DIR -> <data root>/emotion_wheel -> the
+    bundled demo wheel (flagged in every output: not comparable with published scores)."""
+    wheel = load_wheel(cfg.eval.wheel_dir or None, data_root=cfg.data.root, allow_demo=True)
+    if wheel.is_demo:
+        logger.warning("scoring with the demo emotion wheel: scores are not comparable with published ones")
+    return wheel

@@ -21,24 +21,17 @@ from accelerate.utils import broadcast_object_list, set_seed
 
 from affectgpt.config import Config, format_config
 from affectgpt.data.records import SkipLog
+from affectgpt.data.sources import training_records
+from affectgpt.data.synthetic import ensure_demo_dataset, is_demo_root
 from affectgpt.files import append_jsonl, fsync_path
+from affectgpt.metrics.wheel import resolve_wheel
 from affectgpt.signals import StopFlag
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
-from affectgpt.train.data import (
-    BatchStream,
-    demo_data_root,
-    iterate_epoch,
-    load_records,
-)
+from affectgpt.train.stream import BatchStream, iterate_epoch
 from affectgpt.train.distributed import is_zero3, make_accelerator
 from affectgpt.train.optim import build_optimizer, build_scheduler
-from affectgpt.train.validate import (
-    PREDICTIONS_FILE,
-    resolve_wheel,
-    validate,
-    write_predictions,
-)
+from affectgpt.train.validate import PREDICTIONS_FILE, validate, write_predictions
 
 logger = logging.getLogger("affectgpt.train")
 SCORE_KEY = "val/avg-L1/f1"
@@ -94,9 +87,7 @@ class Trainer:
             elif found is None:  # fresh start (broken checkpoints, if any, are kept for inspection)
                 for name in (tracking.METRICS_FILE, tracking.TRAIN_LOG_FILE):
                     (self.run_dir / name).unlink(missing_ok=True)
-            if demo_data_root(cfg.data.root):
-                from affectgpt.data.synthetic import ensure_demo_dataset
-
+            if is_demo_root(cfg.data.root):
                 ensure_demo_dataset(cfg.data.root)
             cfg.save(self.run_dir / "config.yaml")
             print(format_config(cfg), flush=True)
@@ -109,7 +100,7 @@ class Trainer:
         acc, cfg, t = self.accelerator, self.cfg, self.cfg.train
         found = self._prepare_run_dir()
         self.wheel = resolve_wheel(cfg)
-        self.train_records, self.val_records = load_records(cfg.data, self.skips)
+        self.train_records, self.val_records = training_records(cfg.data, self.skips)
         from affectgpt.model.build import build_model
 
         self.feature_cache = self._feature_cache()

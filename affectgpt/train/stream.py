@@ -1,4 +1,4 @@
-"""Training/validation records and a resumable, world-size-aware stream of training batches.
+"""A resumable, world-size-aware stream of training batches.
 
 The stream is a sequence of passes over the training set; pass p is a permutation seeded by
 (seed, p), cut into global batches of batch_size x world_size samples, rank r taking slice r of each
@@ -9,79 +9,16 @@ official fixed number of iterations crossing pass boundaries. The data position 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from affectgpt.data.records import Record, SkipLog
 
 logger = logging.getLogger(__name__)
-
-
-def name_fraction(name: str) -> float:
-    """A stable pseudo-random number in [0, 1) per sample name (independent of order and process)."""
-    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2**64
-
-
-def split_by_name(records: list[Record], val_fraction: float) -> tuple[list[Record], list[Record]]:
-    """(train, val): a record is held out when its name hash falls below val_fraction (order kept)."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"data.val_fraction must be in (0, 1) for val_dataset=split, got {val_fraction}")
-    held_out = [name_fraction(r.name) < val_fraction for r in records]
-    val = [r for r, out in zip(records, held_out) if out]
-    train = [r for r, out in zip(records, held_out) if not out]
-    if not val or not train:
-        raise ValueError(
-            f"data.val_fraction={val_fraction} leaves {len(train)} training and {len(val)} validation samples "
-            f"out of {len(records)}; use more data or another fraction"
-        )
-    return train, val
-
-
-EMPTY_SUBTITLES = {"keep": True, "skip": False}  # data.empty_subtitles -> the readers' allow_empty_subtitle
-
-
-def load_records(data_cfg: Any, skips: SkipLog, reports: list | None = None) -> tuple[list[Record], list[Record]]:
-    """(train, val) records per data.train_dataset / data.val_dataset (split | ovmerd | a MER-UniBench name).
-
-    `reports`, if given, receives one ReadReport per file set read (NA cells, empty subtitles, warnings)."""
-    from affectgpt.data.mer2025 import ReadReport
-    from affectgpt.data.unibench import read_dataset
-
-    policy = data_cfg.empty_subtitles
-    if policy not in EMPTY_SUBTITLES:
-        raise ValueError(f"data.empty_subtitles must be one of {list(EMPTY_SUBTITLES)}, got {policy!r}")
-    kwargs = {"subtitle_language": data_cfg.subtitle_language, "on_error": data_cfg.on_error, "skips": skips,
-              "allow_empty_subtitle": EMPTY_SUBTITLES[policy]}  # fmt: skip
-
-    def read(name: str, root: str) -> list[Record]:
-        report = ReadReport()
-        if reports is not None:
-            reports.append(report)
-        return read_dataset(name, root, report=report, **kwargs)
-
-    records = read(data_cfg.train_dataset, data_cfg.root)
-    source = data_cfg.val_dataset
-    if source == "split":
-        train, val = split_by_name(records, data_cfg.val_fraction)
-    else:
-        train = records
-        root = data_cfg.unibench_roots.get(source, data_cfg.root)
-        if source.lower() not in ("ovmerd", "mercaptionplus") and source not in data_cfg.unibench_roots:
-            raise ValueError(f"data.val_dataset={source!r}: no root in data.unibench_roots (have {sorted(data_cfg.unibench_roots)})")
-        val = read(source, root)
-    val = [r for r in val if r.ovlabels is not None]
-    if not val:
-        raise ValueError(f"data.val_dataset={source!r}: no validation samples with OV labels")
-    if data_cfg.val_max_samples > 0:
-        val = sorted(val, key=lambda r: name_fraction(r.name))[: data_cfg.val_max_samples]
-    return train, val
 
 
 @dataclass(frozen=True)
@@ -172,21 +109,3 @@ def iterate_epoch(
             generator=torch.Generator().manual_seed(stream.pass_seed(pass_index)),
         )
         yield from loader
-
-
-def shard(items: list[Any], rank: int, world: int, batch_size: int) -> tuple[list[Any], int]:
-    """Rank `rank`'s contiguous share, padded by repetition so every rank runs the same number of
-    batches (collectives inside generation stay in lock-step); returns (share, n_real)."""
-    per_rank = -(-len(items) // world)
-    per_rank = -(-per_rank // batch_size) * batch_size
-    mine = items[rank * per_rank : (rank + 1) * per_rank]
-    n_real = len(mine)
-    filler = items[: per_rank - n_real] if items else []
-    while len(filler) < per_rank - n_real:
-        filler = filler + items
-    return mine + filler[: per_rank - n_real], n_real
-
-
-def demo_data_root(root: str) -> bool:
-    """True for the embedded demo dataset location (generated on first use)."""
-    return Path(root).as_posix().rstrip("/").endswith("data/demo")

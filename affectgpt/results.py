@@ -2,10 +2,10 @@
 
 A results folder holds one answers file per dataset (`<Dataset>.jsonl|.csv` written by infer.py with
 its `.meta.json`, or an official `name2reason` npz named after the dataset). MER-UniBench sets are
-scored with `affectgpt.metrics.unibench.score_dataset`; OV-labelled sets that are not part of
-MER-UniBench (the training run's `val` split, MER2025 label sets) with the training loop's own
-`score_predictions`, against the ground truth read the way training reads it, so `val` results give
-exactly the score the run logged. Derived files (`<Dataset>-openset.csv`, `<Dataset>-sentiment.csv`)
+scored with `affectgpt.metrics.unibench.score_dataset` (`score_unibench_set`); OV-labelled sets that are not
+part of MER-UniBench (the training run's `val` split, MER2025 label sets) with the EW scores validation logs
+(`score_ov_set` -> metrics/ew.py `score_predictions`), against the ground truth selected by data/sources.py, so
+`val` results give exactly the score the run logged. Derived files (`<Dataset>-openset.csv`, `<Dataset>-sentiment.csv`)
 are written in the layout `evaluate.py unibench --all` reads.
 """
 
@@ -20,12 +20,14 @@ from typing import Any
 from affectgpt.config import Config
 from affectgpt.data.mer2025 import MER2025_FILES
 from affectgpt.data.records import DataError, SkipLog, list_to_string
-from affectgpt.data.unibench import UNIBENCH
+from affectgpt.data.sources import VAL, ov_ground_truth_records
+from affectgpt.data.unibench import UNIBENCH, ground_truth
 from affectgpt.infer.outputs import META_SUFFIX, read_meta, read_responses
-from affectgpt.infer.runner import VAL, config_from_meta
+from affectgpt.infer.runner import config_from_meta
 from affectgpt.labels.extract import LabelExtractor
 from affectgpt.labels.io import write_openset_csv
 from affectgpt.labels.sentiment import write_sentiment_csv
+from affectgpt.metrics.ew import score_predictions
 from affectgpt.metrics.unibench import DatasetScore, score_dataset
 from affectgpt.metrics.wheel import EmotionWheel
 
@@ -97,42 +99,35 @@ def extraction_counts(extracted: dict[str, Any]) -> dict[str, int]:
     }
 
 
-def _ew_ground_truth(rs: ResultSet, cfg: Config | None) -> dict[str, list[str]]:
-    """GT label lists of a non-UniBench OV set, read exactly as training reads them."""
-    from affectgpt.train.validate import ground_truth
-
+def _ground_truth_records(rs: ResultSet) -> list:
+    """GT records of a non-UniBench OV set, selected exactly as training / inference selected them."""
+    cfg = rs.config
     if cfg is None:
         raise ValueError(f"{rs.path.name}: scoring {rs.dataset!r} needs the config stored by infer.py ({rs.path.stem}{META_SUFFIX})")
-    skips = SkipLog()
-    if rs.dataset == VAL:
-        from affectgpt.train.data import load_records
-
-        _, records = load_records(cfg.data, skips)
-    else:
-        from affectgpt.data.unibench import read_dataset
-
-        root = (rs.meta or {}).get("data_root") or cfg.data.root
-        records = [r for r in read_dataset(rs.dataset, root, on_error="skip", skips=skips) if r.ovlabels is not None]
-    return ground_truth(records)
+    return ov_ground_truth_records(cfg.data, rs.dataset, (rs.meta or {}).get("data_root"), SkipLog())
 
 
-def score_set(
-    rs: ResultSet,
-    extractor: LabelExtractor,
-    wheel: EmotionWheel,
-    out_dir: Path,
-    roots: dict[str, str],
-    allow_missing: bool = False,
-) -> tuple[DatasetScore | dict[str, Any], dict[str, int]]:
-    """Extract, write the derived files, score: (DatasetScore for UniBench sets | EW score dict, counts)."""
+def _extract(rs: ResultSet, extractor: LabelExtractor, out_dir: Path) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Labels per answer (written as `<Dataset>-openset.csv`) and the extraction counts."""
     extracted = extractor.extract(rs.responses)
-    counts = extraction_counts(extracted)
     labels = {name: e.labels for name, e in extracted.items()}
     write_openset_csv(out_dir / f"{rs.dataset}-openset.csv", labels)
-    if not rs.is_unibench:
-        from affectgpt.train.validate import score_predictions
+    return labels, extraction_counts(extracted)
 
-        return score_predictions(_ew_ground_truth(rs, rs.config), labels, wheel), counts
+
+def score_ov_set(rs: ResultSet, extractor: LabelExtractor, wheel: EmotionWheel, out_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """A non-UniBench OV set (`val`, MER2025 label sets): EW scores against the GT read as training reads it."""
+    labels, counts = _extract(rs, extractor, out_dir)
+    return score_predictions(ground_truth(_ground_truth_records(rs), "ovlabel"), labels, wheel), counts
+
+
+def score_unibench_set(
+    rs: ResultSet, extractor: LabelExtractor, wheel: EmotionWheel, out_dir: Path, roots: dict[str, str],
+    allow_missing: bool = False,
+) -> tuple[DatasetScore, dict[str, int]]:  # fmt: skip
+    """A MER-UniBench set: OV labels (+ sentiment for the dimension sets, `<Dataset>-sentiment.csv`), then the
+    set's official score (metrics/unibench.score_dataset)."""
+    labels, counts = _extract(rs, extractor, out_dir)
     spec = UNIBENCH[rs.dataset]
     root = (rs.meta or {}).get("data_root") or roots.get(rs.dataset)
     if not root:
