@@ -189,7 +189,8 @@ def test_label_sentence_never_raises(text):
     assert is_label_sentence("The character's emotional state is " + text) in (True, False)
 
 
-VOCAB = ["happy", "joyful", "sad", "worried", "calm", "surprised", "disgust", "fear", "brave", "angry", "neutral", "xyzzy"]
+VOCAB = ["happy", "joyful", "sad", "worried", "calm", "surprised", "disgust", "fear", "brave", "angry", "neutral",
+         "xyzzy"]  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None)
