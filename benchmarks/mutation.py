@@ -46,6 +46,9 @@ MODULE_TESTS: dict[str, list[str]] = {
     "affectgpt/data/safe_npz.py": ["tests/test_safe_npz.py"],
     "affectgpt/data/media.py": ["tests/test_media.py", "tests/test_media_rules.py"],
     "affectgpt/model/affectgpt.py": ["tests/test_model.py", "tests/test_generation.py"],
+    "affectgpt/metrics/rewards.py": ["tests/test_grpo_rewards.py"],
+    "affectgpt/train/grpo_math.py": ["tests/test_grpo_math.py"],
+    "affectgpt/infer/rollout.py": ["tests/test_rollout.py"],
 }
 
 _CMP_SWAP = {
