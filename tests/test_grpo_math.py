@@ -211,6 +211,9 @@ def test_clipped_ratios_in_the_advantage_direction_get_no_gradient():
         expected = [0.0 if z else -adv * float(r) / 5 for z, r in zip(zero, ratio[0])]
         _close(logp.grad[0], expected)
         _close(stats["clip_fraction"], 2 / 5)
+    _, stats = clipped_surrogate(logp.reshape(5, 1), old.reshape(5, 1), torch.zeros(5, dtype=torch.float64),
+                                 mask.reshape(5, 1), eps_clip=eps)  # fmt: skip
+    _close(stats["clip_fraction"], 0.0)  # advantage 0: no direction, nothing counts as clipped
 
 
 def test_kl_k3_values_and_zero_at_the_reference():
@@ -286,3 +289,35 @@ def test_aggregate_normaliser_and_empty_rows():
     _close(aggregate(per_token, mask, "token", normaliser=7.0), 1.0)
     _close(aggregate(per_token, mask, "sequence"), (1.5 + 4 + 0) / 3)  # the empty (padding) row counts 0
     _close(aggregate(per_token, mask, "sequence", normaliser=5.5), 1.0)
+
+
+def test_single_token_stats_and_defaults():
+    """One masked token: stats are that token's values (not halved); the default eps_clip is the issue's 0.2."""
+    old = torch.tensor([[-1.0, -2.0]], dtype=torch.float64)
+    logp = (old + torch.log(torch.tensor([[1.3, 1.0]], dtype=torch.float64))).requires_grad_(True)
+    mask = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    adv = torch.tensor([1.0], dtype=torch.float64)
+    loss, stats = clipped_surrogate(logp, old, adv, mask)  # ratio 1.3 > 1 + 0.2 with A > 0: clipped
+    loss.backward()
+    _close(stats["clip_fraction"], 1.0)
+    _close(stats["ratio_mean"], 1.3)
+    _close(logp.grad, torch.zeros(1, 2))
+    _close(loss, -1.2)  # -clip(1.3) * A
+    ref = old.clone()  # ref - logp = -log 1.3 on the one token
+    _, stats = grpo_loss(logp, old, adv, mask, beta=0.1, ref_logp=ref)
+    _close(stats["kl"], 1 / 1.3 + math.log(1.3) - 1)
+
+
+def test_eps_clip_zero_and_on_policy_counts_nothing_as_clipped():
+    logp, _, mask, adv = _case()
+    loss, stats = clipped_surrogate(logp, logp.detach(), adv, mask, eps_clip=0.0)  # ratio exactly 1
+    _close(stats["clip_fraction"], 0.0)
+    _close(loss, -(adv[:, None] * mask).sum() / 13)
+    with pytest.raises(ValueError, match="eps_clip must be in"):
+        clipped_surrogate(logp, logp.detach(), adv, mask, eps_clip=-0.1)
+
+
+def test_advantages_of_empty_and_single_reward():
+    with pytest.raises(ValueError, match="non-empty"):
+        group_advantages(torch.zeros(0, 4))
+    _close(group_advantages(torch.tensor([[0.5]], dtype=torch.float64)), [0.0])

@@ -105,6 +105,7 @@ def test_length_penalty_when_more_labels_than_gt(kind, p, g, factor):
 @pytest.mark.parametrize("kind", ["inverse", "ratio", "log", "none"])
 def test_no_penalty_up_to_the_gt_count(kind):
     assert [length_penalty(p, 3, kind) for p in (0, 1, 2, 3)] == [1.0] * 4
+    assert length_penalty(1, 1, kind) == 1.0  # p = g = 1: no factor (log 1 / log 1 would be 0/0)
 
 
 def test_length_penalty_errors():

@@ -9,7 +9,7 @@ Reproducibility independent of batching: row (prompt i, member g) draws its unif
 torch.Generator seeded by row_seed(seed, name_i, g), and sampling is inverse-CDF on the nucleus
 (one uniform per token). One call with group size G, G calls with group size 1 (first_member = g),
 or any other grouping of the prompts give the same tokens, up to float rounding of batched matmuls
-(a uniform within ~1e-7 of a CDF boundary could flip a token; never observed).
+(a uniform within ~1e-7 of a CDF boundary could flip a token; not seen in tests/test_rollout.py).
 
 Log-probs are those of the sampling policy log_softmax(logits / temperature) BEFORE the top-p
 truncation, as TRL stores them: the PPO ratio compares full distributions, and logprobs_of recomputes
