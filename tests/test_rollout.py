@@ -152,7 +152,9 @@ def test_encoders_heads_and_prefill_run_once_per_prompt(demo):
 
 
 def test_stops_on_every_eos_id_and_on_the_stop_string(demo):
-    """A copy of the model whose frozen output layer has a bias favouring <|endoftext|>/<|im_end|> and "#"."""
+    """A copy of the model whose frozen output layer has a bias favouring <|endoftext|>/<|im_end|>, "#" and the
+    special (not eos) <|im_start|>. Texts follow AffectGPT._postprocess: cut at eos, decode without special tokens,
+    cut at "###", strip."""
     model, tok, _, feats = demo
     assert stop_token_ids(tok) == [tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")]
     biased = copy.deepcopy(model)
@@ -161,7 +163,7 @@ def test_stops_on_every_eos_id_and_on_the_stop_string(demo):
     with torch.no_grad():
         head.weight.copy_(old.weight)
         head.bias.zero_()
-        for token, bias in (("<|im_end|>", 13.0), ("<|endoftext|>", 13.0), ("#", 16.0)):
+        for token, bias in (("<|im_end|>", 13.0), ("<|endoftext|>", 13.0), ("#", 16.0), ("<|im_start|>", 12.0)):
             head.bias[tok.convert_tokens_to_ids(token)] = bias
     head.requires_grad_(False)
     biased.causal_lm.set_output_embeddings(head)
@@ -173,6 +175,7 @@ def test_stops_on_every_eos_id_and_on_the_stop_string(demo):
         assert mask == [True] * n + [False] * (len(row) - n)
         assert all(t == tok.pad_token_id for t in row[n:])
         ids = row[:n]
+        assert text == model._postprocess(ids)
         assert not eos & set(ids[:-1])  # nothing stopped earlier
         decoded = [tok.decode(ids[:k], skip_special_tokens=True) for k in (n - 1, n)]
         assert STOP_STRING not in decoded[0]
@@ -185,6 +188,8 @@ def test_stops_on_every_eos_id_and_on_the_stop_string(demo):
         else:
             assert not stopped and n == 16
     assert kinds == {"eos", "###"}
+    start = tok.convert_tokens_to_ids("<|im_start|>")
+    assert any(start in row[:n] for row, n in zip(out.completion_ids.tolist(), out.lengths.tolist()))
     assert (out.lengths < 16).any() and out.completion_ids.shape[1] == int(out.lengths.max())
     biased.eval()  # the bias branch of the chunked log-probs
     lp = logprobs_of(biased, feats, out.completion_ids, out.completion_mask)
