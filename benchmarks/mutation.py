@@ -49,6 +49,9 @@ MODULE_TESTS: dict[str, list[str]] = {
     "affectgpt/model/affectgpt.py": ["tests/test_model.py", "tests/test_generation.py"],
     "affectgpt/metrics/bootstrap.py": ["tests/test_bootstrap.py"],
     "affectgpt/metrics/protocol.py": ["tests/test_protocol.py"],
+    "affectgpt/metrics/rewards.py": ["tests/test_grpo_rewards.py"],
+    "affectgpt/train/grpo_math.py": ["tests/test_grpo_math.py"],
+    "affectgpt/infer/rollout.py": ["tests/test_rollout.py"],
 }
 
 _CMP_SWAP = {

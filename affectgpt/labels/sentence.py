@@ -4,6 +4,7 @@ The model is trained to answer the OV-label question with exactly that sentence 
 so validation during training can score predictions without an LLM extractor. The parser is
 lenient about case, quotes, apostrophe variants, "and"/";" separators and trailing chatter, and it
 never raises: an answer that does not contain the sentence parses to [] (counted as empty).
+`is_label_sentence` is the strict check (the GRPO format reward): the answer is exactly the trained form.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ _END = re.compile(r"(?:\.(?:\s|$)|\.$|[\n\r!?]|###|</?s>|<\|)")
 _SPLIT = re.compile(r",|;|/|\band\b|\bor\b|&", re.IGNORECASE)
 _KEEP = re.compile(r"[^a-z\s\-]")
 _MAX_WORDS = 4  # longer pieces are prose, not labels
+# Strict trained form: prefix, labels joined by ", ", one period, optionally the "###" stop marker. A label is
+# 1.._MAX_WORDS words of letters (inner hyphens/apostrophes allowed) separated by single spaces.
+_WORD = r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*"
+_LABEL = rf"{_WORD}(?: {_WORD}){{0,{_MAX_WORDS - 1}}}"
+_STRICT = re.compile(rf"\s*The character's emotional state is {_LABEL}(?:, {_LABEL})*\.\s*(?:###\s*)?")
 
 
 def _clean(piece: str) -> str:
@@ -53,3 +59,10 @@ def parse_label_sentence(text: object) -> list[str]:
         return labels
     except Exception:  # noqa: BLE001 - a parser of model output must never stop an evaluation
         return []
+
+
+def is_label_sentence(text: object) -> bool:
+    """True when `text` is exactly "The character's emotional state is a, b." (what the model was trained
+    to answer), optionally followed by "###" and surrounding whitespace. Anything else, extra words,
+    other separators or a missing period included, is False. Never raises."""
+    return isinstance(text, str) and _STRICT.fullmatch(text) is not None
