@@ -22,14 +22,14 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from affectgpt.data import prompts
 from affectgpt.data.records import SkipLog
 from affectgpt.data.safe_npz import save_npz_object
+from affectgpt.data.sources import training_records
 from affectgpt.data.synthetic import generate
+from affectgpt.data.unibench import UNIBENCH_ORDER
 from affectgpt.infer.outputs import read_meta, read_responses
 from affectgpt.infer.runner import config_from_meta
-from affectgpt.data.unibench import UNIBENCH_ORDER
 from affectgpt.metrics.unibench import score_dataset
 from affectgpt.metrics.wheel import get_wheel
-from affectgpt.model.tokenizer import ensure_qwen25_tokenizer
-from affectgpt.data.sources import training_records
+from affectgpt.resources.qwen_tokenizer import ensure_qwen25_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = (REPO.parent / "shared" / "emotion_wheel").resolve()  # the CLI reports resolved paths

@@ -16,7 +16,7 @@ from affectgpt.labels.llm_extractor import (
 )
 from affectgpt.labels.postprocess import official_postprocess, parse_llm_list
 from affectgpt.labels.sentiment import SENTIMENTS
-from affectgpt.model.tokenizer import ensure_qwen25_tokenizer
+from affectgpt.resources.qwen_tokenizer import ensure_qwen25_tokenizer
 
 DESCRIPTIONS = [
     "In the video, the man smiles broadly and his voice is cheerful; he seems happy and relaxed.",

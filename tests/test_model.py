@@ -25,7 +25,7 @@ from affectgpt.data.mer2025 import read_mer2025
 from affectgpt.model.affectgpt import AffectGPT, PlaceholderError, splice_embeddings
 from affectgpt.model.build import build_audio_encoder, build_model, build_visual_encoder, tiny_config
 from affectgpt.model.fusion import ModalityHeads
-from affectgpt.model.tokenizer import PLACEHOLDERS
+from affectgpt.data.modes import PLACEHOLDERS
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from affectgpt.data.modes import (
     FEATURE_KEYS,
     MODES,
     PLACEHOLDER_STREAM,
+    PLACEHOLDERS,
     get_mode,
     without_faces,
 )
@@ -30,7 +31,6 @@ from affectgpt.data.records import DataError, Record
 from affectgpt.infer.runner import frame_fallback
 from affectgpt.model.affectgpt import AffectGPT
 from affectgpt.model.build import build_model
-from affectgpt.model.tokenizer import PLACEHOLDERS
 
 NO_TWIN = "error"
 # mode: (media streams, placeholders in the prompt, <Multi> visual stream, mode without faces, "###Human: " prefix)

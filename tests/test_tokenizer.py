@@ -8,13 +8,12 @@ import pytest
 import tiktoken
 
 from affectgpt.config import ModelConfig
-from affectgpt.model.tokenizer import (
-    PLACEHOLDERS,
+from affectgpt.data.modes import PLACEHOLDERS
+from affectgpt.model.tokenizer import load_tokenizer, placeholder_ids
+from affectgpt.resources.qwen_tokenizer import (
     QWEN2_PRETOKENIZE_REGEX,
     _merge_for,
     ensure_qwen25_tokenizer,
-    load_tokenizer,
-    placeholder_ids,
     read_qwen_ranks,
 )
 

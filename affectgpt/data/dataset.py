@@ -21,9 +21,8 @@ from torch.utils.data import Dataset
 
 from affectgpt.config import DataConfig, ModelConfig, check_section
 from affectgpt.data import prompts
-from affectgpt.data.modes import FEATURE_KEYS, STREAMS, get_mode
+from affectgpt.data.modes import FEATURE_KEYS, PLACEHOLDERS, STREAMS, get_mode
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
-from affectgpt.model.tokenizer import PLACEHOLDERS
 
 # Prompts and targets are tokenised once per distinct text; hybrid training has 4 per sample (2 prompts, 2 targets),
 # so 2**17 entries hold all of MER-Caption+ (~80 MB per process, keyed by a 16-byte digest).

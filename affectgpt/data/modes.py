@@ -21,7 +21,16 @@ from affectgpt.data.records import MEDIA_ATTR
 STREAMS = tuple(MEDIA_ATTR)  # "faces", "frames", "audio", "image"
 # Cached frozen-encoder output per stream (feature cache and batch key), float32 [T, D] per sample.
 FEATURE_KEYS = {"faces": "face_feats", "frames": "frame_feats", "audio": "audio_feats", "image": "image_feats"}
-# Placeholder (affectgpt.model.tokenizer.PLACEHOLDERS) -> the stream whose token replaces it; <Multi> fuses two.
+# The AffectGPT modality placeholders, added to the tokenizer as special tokens after the base vocabulary
+# (affectgpt.model.tokenizer); the model splices each modality token in at its placeholder.
+PLACEHOLDERS = {
+    "image": "<ImageHere>",
+    "audio": "<AudioHere>",
+    "frame": "<FrameHere>",
+    "face": "<FaceHere>",
+    "multi": "<MultiHere>",
+}
+# Placeholder (PLACEHOLDERS) -> the stream whose token replaces it; <Multi> fuses two.
 PLACEHOLDER_STREAM = {"face": "faces", "frame": "frames", "audio": "audio", "image": "image"}
 
 # Official prompt segments, verbatim. {face} etc. become the placeholder token repeated num_*_query_token

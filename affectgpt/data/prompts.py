@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from affectgpt.data.modes import HUMAN_PREFIX, QUESTION_SEGMENT, SEGMENTS, get_mode
-from affectgpt.model.tokenizer import PLACEHOLDERS
+from affectgpt.data.modes import (
+    HUMAN_PREFIX,
+    PLACEHOLDERS,
+    QUESTION_SEGMENT,
+    SEGMENTS,
+    get_mode,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -23,7 +23,8 @@ from affectgpt.data.modes import FEATURE_KEYS, PLACEHOLDER_STREAM, get_mode
 from affectgpt.model.encoders import AudioEncoder, VisualEncoder
 from affectgpt.model.fused_loss import output_cross_entropy
 from affectgpt.model.fusion import ModalityHeads
-from affectgpt.model.tokenizer import PLACEHOLDERS, placeholder_ids
+from affectgpt.data.modes import PLACEHOLDERS
+from affectgpt.model.tokenizer import placeholder_ids
 
 IGNORE_INDEX = -100
 STOP_STRING = "###"  # official answers end with "###" (target text = answer + '###')
