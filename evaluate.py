@@ -19,14 +19,13 @@ from pathlib import Path
 
 from affectgpt.config import ConfigError, load_config
 from affectgpt.data.records import DataError
-from affectgpt.data.unibench import get_spec
+from affectgpt.data.unibench import UNIBENCH_ORDER, get_spec
+from affectgpt.labels.io import find_result_files, load_name_values
 from affectgpt.metrics.ew import ew_scores
-from affectgpt.metrics.io import align, find_result_files, load_name_values, write_json
+from affectgpt.metrics.io import align, write_json
 from affectgpt.metrics.report import dataset_summary, ew_table
-from affectgpt.data.unibench import UNIBENCH_ORDER
 from affectgpt.metrics.unibench import score_dataset, table_markdown, unibench_table
 from affectgpt.metrics.wheel import EmotionWheel, WheelError, load_wheel, resolve_wheel
-
 
 RESULTS_LAYOUT = """\
 Results directory (--results-dir) for --all, one file set per dataset (names match case-insensitively):
@@ -141,8 +140,13 @@ def _run_wheel(args: argparse.Namespace, sets: list) -> EmotionWheel:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from affectgpt.results import discover, ew_markdown, score_ov_set, score_unibench_set
     from affectgpt.labels.extract import LabelExtractor
+    from affectgpt.results import (
+        discover,
+        ew_markdown,
+        score_ov_set,
+        score_unibench_set,
+    )
 
     sets, notes = discover(args.results_dir)
     for note in notes:

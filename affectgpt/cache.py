@@ -27,9 +27,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from affectgpt.config import Config, ConfigError, load_config
-from affectgpt.data.feature_cache import CacheMismatchError, FeatureCache, cache_key, media_signature
+from affectgpt.data.feature_cache import (
+    CacheMismatchError,
+    FeatureCache,
+    cache_key,
+    media_signature,
+)
+from affectgpt.data.media import load_sample_media
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 from affectgpt.data.sources import SPLITS, split_records
+from affectgpt.model.build import build_audio_encoder, build_visual_encoder
 from affectgpt.model.device import pick_device
 
 logger = logging.getLogger(__name__)
@@ -47,8 +54,6 @@ class MediaDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> tuple[str, dict[str, np.ndarray] | DataError]:
-        from affectgpt.data.media import load_sample_media
-
         record = self.records[index]
         try:
             return cache_key(record), load_sample_media(with_streams(record, self.streams), self.data_cfg)
@@ -73,8 +78,6 @@ class BuildReport:
 
 def _encoders(cfg: Config, streams: dict[str, str], device: torch.device) -> dict[str, torch.nn.Module]:
     """media key -> its frozen encoder: HuBERT for audio, one CLIP shared by faces, frames and images."""
-    from affectgpt.model.build import build_audio_encoder, build_visual_encoder
-
     built: dict[str, torch.nn.Module] = {}
     out = {}
     for media_key in streams:

@@ -12,8 +12,6 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-import torch
-
 from affectgpt.config import Config, load_config
 from affectgpt.model.build import Skeleton, build_skeleton
 
@@ -43,10 +41,6 @@ def count_params(sk: Skeleton) -> ParamCounts:
     heads = sum(p.numel() for p in sk.heads.parameters())
     total = sum(p.numel() for m in (sk.llm, sk.heads, sk.clip, sk.hubert) for p in m.parameters())
     return ParamCounts(total=total, frozen=total - lora - heads, lora=lora, other_trainable=heads)
-
-
-def _bytes(dtype: torch.dtype) -> int:
-    return torch.tensor([], dtype=dtype).element_size()
 
 
 def estimate_memory(sk: Skeleton, cfg: Config, world_size: int) -> dict[str, dict[str, float]]:

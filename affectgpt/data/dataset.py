@@ -13,7 +13,7 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +21,8 @@ from torch.utils.data import Dataset
 
 from affectgpt.config import DataConfig, ModelConfig, check_section
 from affectgpt.data import prompts
+from affectgpt.data.feature_cache import FeatureCache
+from affectgpt.data.media import load_sample_media
 from affectgpt.data.modes import FEATURE_KEYS, PLACEHOLDERS, STREAMS, get_mode
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 
@@ -32,16 +34,8 @@ IGNORE_INDEX = -100
 # Decoded media, and precomputed frozen-encoder features (feature cache; the model then skips its encoders).
 BATCH_STREAM_KEYS = STREAMS + tuple(FEATURE_KEYS[s] for s in STREAMS)
 
-if TYPE_CHECKING:
-    from affectgpt.data.feature_cache import FeatureCache
 
 MediaLoader = Callable[[Record, DataConfig], dict[str, np.ndarray]]
-
-
-def _default_media_loader() -> MediaLoader:
-    from affectgpt.data.media import load_sample_media
-
-    return load_sample_media
 
 
 class AffectDataset(Dataset):
@@ -81,12 +75,10 @@ class AffectDataset(Dataset):
         self.split = split
         self.seed = seed
         self.skips = skips if skips is not None else SkipLog()
-        self.media_loader = media_loader if media_loader is not None else _default_media_loader()
+        self.media_loader = media_loader if media_loader is not None else load_sample_media
         # With a feature cache, items carry cached "*_feats" instead of decoded media. Opening checks
         # the cache fingerprint against these configs and loads its index once (no per-item scans).
         if feature_cache is None and data_cfg.feature_cache:
-            from affectgpt.data.feature_cache import FeatureCache
-
             feature_cache = FeatureCache.open(data_cfg.feature_cache, model_cfg, data_cfg)
         absent = [s for s in self.mode.streams if feature_cache is not None and s not in feature_cache.streams]
         if absent:

@@ -240,15 +240,8 @@ def _resample(waveform: np.ndarray, orig: int, new: int) -> np.ndarray:
     """Resample float32 [channels, samples], each channel on its own (as torchaudio does)."""
     if orig == new:
         return waveform
-    try:
-        import torchaudio.functional as F
-    except Exception:  # noqa: BLE001 - lean profile without (a working) torchaudio
-        from math import gcd
+    import torchaudio.functional as F  # lazily: importing torchaudio costs ~1 s and most wavs are 16 kHz already
 
-        from scipy.signal import resample_poly
-
-        g = gcd(orig, new)
-        return resample_poly(waveform, new // g, orig // g, axis=-1).astype(np.float32)
     return F.resample(torch.from_numpy(np.ascontiguousarray(waveform)), orig, new).numpy()
 
 

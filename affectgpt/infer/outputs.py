@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from affectgpt.data.records import DataError
+from affectgpt.data.safe_npz import load_npz_object, save_npz_object
+from affectgpt.data.tables import load_name_values
 from affectgpt.files import repair_tail, write_json_atomic
 
 FORMATS = (".jsonl", ".csv")
@@ -70,12 +72,8 @@ def read_responses(path: str | Path) -> dict[str, str]:
     if suffix == ".jsonl":
         return _read_jsonl(path)
     if suffix == ".csv":
-        from affectgpt.labels.io import read_name_value_csv
-
-        return read_name_value_csv(path, "response")
+        return {name: str(value) for name, value in load_name_values(path, "response").items()}
     if suffix == ".npz":
-        from affectgpt.data.safe_npz import load_npz_object
-
         held = load_npz_object(path, "name2reason")
         if not isinstance(held, dict):
             raise DataError(f"name2reason holds {type(held).__name__}, expected a dict", path=path)
@@ -136,8 +134,6 @@ class ResultWriter:
 
 def write_official_npz(results: str | Path, out: str | Path | None = None) -> Path:
     """The official inference output: `name2reason`, a 0-d object array holding {name: response}."""
-    from affectgpt.data.safe_npz import save_npz_object
-
     results = Path(results)
     out = Path(out) if out is not None else results.with_suffix(".npz")
     save_npz_object(out, name2reason=read_responses(results))

@@ -23,7 +23,10 @@ from typing import Any
 
 from affectgpt.data.records import list_to_string
 from affectgpt.files import append_jsonl, read_jsonl, repair_tail
+from affectgpt.labels.lexicon import Lexicon
+from affectgpt.labels.llm_extractor import DEFAULT_MODEL_DIR, LLMExtractor
 from affectgpt.labels.sentence import parse_label_sentence
+from affectgpt.labels.sentiment import lexicon_sentiment
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +86,9 @@ class LabelExtractor:
         if kind == "lexicon":
             if wheel_dir is None:
                 raise ValueError("the lexicon extractor needs an emotion-wheel folder (its format.csv)")
-            from affectgpt.labels.lexicon import Lexicon
-
             self.lexicon = Lexicon.from_wheel_dir(wheel_dir)
             self.source = str(Path(wheel_dir).resolve())
         elif kind == "llm":
-            from affectgpt.labels.llm_extractor import DEFAULT_MODEL_DIR
-
             self.llm_path = Path(llm_path or DEFAULT_MODEL_DIR).expanduser()
             self.source = str(self.llm_path.resolve())
         else:
@@ -104,8 +103,6 @@ class LabelExtractor:
     # ------------------------------------------------------------------ labels
     def _llm_extractor(self) -> Any:
         if self._llm is None:
-            from affectgpt.labels.llm_extractor import LLMExtractor
-
             self._llm = LLMExtractor(self.llm_path, **self.llm_options)
         return self._llm
 
@@ -140,8 +137,6 @@ class LabelExtractor:
 
         parser/lexicon use the offline word-valence vote; llm asks the official sentiment prompt."""
         if self.kind != "llm":
-            from affectgpt.labels.sentiment import lexicon_sentiment
-
             return {name: lexicon_sentiment(list(value)) for name, value in labels.items()}
         opensets = {name: list_to_string(list(value)) for name, value in labels.items()}
         keys = {o: content_key("sentiment\n" + self.signature, o) for o in set(opensets.values())}

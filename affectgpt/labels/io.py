@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from affectgpt.data.records import list_to_string
+from affectgpt.data.records import DataError, list_to_string
+from affectgpt.data.tables import load_name_values
 from affectgpt.files import atomic_path
 
 Rows = Mapping[str, object] | Iterable[tuple[str, object]]
@@ -45,9 +46,7 @@ def write_name_value_csv(path: str | Path, rows: Rows, column: str) -> Path:
 
 def read_name_value_csv(path: str | Path, column: str) -> dict[str, str]:
     """{name: value} from a `name,<column>` CSV; empty cells read as "" (not NaN). One reader for all
-    result files: `affectgpt.metrics.io.load_name_values` (duplicate or empty names are errors)."""
-    from affectgpt.metrics.io import load_name_values
-
+    result files: `affectgpt.data.tables.load_name_values` (duplicate or empty names are errors)."""
     return {name: str(value) for name, value in load_name_values(path, column).items()}
 
 
@@ -71,6 +70,29 @@ def write_openset_npz(path: str | Path, rows: Rows) -> Path:
 
 def read_openset_npz(path: str | Path) -> dict[str, str]:
     """{name: item string} from an official-shape `-openset.npz` (or `-openset-sentiment.npz`), without pickle."""
-    from affectgpt.metrics.io import load_name_values
-
     return load_name_values(Path(path))
+
+
+# Results-directory layout for `evaluate.py unibench --all` (also documented in evaluate.py --help):
+#   <DIR>/<Dataset>-openset.csv (name,openset)  or  <DIR>/<Dataset>-openset.npz (filenames, fileitems)
+#   <DIR>/<Dataset>-sentiment.csv (name,sentiment)  or  <Dataset>-sentiment.npz / <Dataset>-openset-sentiment.npz
+# Dataset names match case-insensitively (MER2023-openset.csv and mer2023-openset.npz both work).
+OPENSET_SUFFIXES = ("-openset.csv", "-openset.npz")
+SENTIMENT_SUFFIXES = ("-sentiment.csv", "-sentiment.npz", "-openset-sentiment.npz")
+
+
+def _find(by_lower: dict[str, Path], directory: Path, dataset: str, suffixes: tuple[str, ...]) -> Path | None:
+    found = [by_lower[(dataset + s).lower()] for s in suffixes if (dataset + s).lower() in by_lower]
+    if len(found) > 1:
+        raise DataError(f"several result files for {dataset}: {[p.name for p in found]}; keep one", path=directory)
+    return found[0] if found else None
+
+
+def find_result_files(results_dir: str | Path, dataset: str) -> tuple[Path | None, Path | None]:
+    """(openset file, sentiment file) of one dataset in a results directory; None where absent."""
+    directory = Path(results_dir)
+    if not directory.is_dir():
+        raise DataError("results directory not found", path=directory)
+    by_lower = {p.name.lower(): p for p in directory.iterdir() if p.is_file()}  # one listing for both lookups
+    return (_find(by_lower, directory, dataset, OPENSET_SUFFIXES),
+            _find(by_lower, directory, dataset, SENTIMENT_SUFFIXES))  # fmt: skip

@@ -18,19 +18,24 @@ from typing import Any
 
 import torch
 from accelerate.utils import broadcast_object_list, set_seed
+from tqdm.auto import tqdm
 
+from affectgpt.cache import ensure_cache
 from affectgpt.config import Config, format_config
+from affectgpt.data.dataset import AffectDataset, Collator
 from affectgpt.data.records import SkipLog
 from affectgpt.data.sources import training_records
 from affectgpt.data.synthetic import ensure_demo_dataset, is_demo_root
 from affectgpt.files import append_jsonl, fsync_path
 from affectgpt.metrics.wheel import resolve_wheel
+from affectgpt.model.build import build_model
+from affectgpt.model.checkpoint import save_checkpoint
 from affectgpt.signals import StopFlag
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
-from affectgpt.train.stream import BatchStream, iterate_epoch
 from affectgpt.train.distributed import is_zero3, make_accelerator
 from affectgpt.train.optim import build_optimizer, build_scheduler
+from affectgpt.train.stream import BatchStream, iterate_epoch
 from affectgpt.train.validate import PREDICTIONS_FILE, validate, write_predictions
 
 logger = logging.getLogger("affectgpt.train")
@@ -101,8 +106,6 @@ class Trainer:
         found = self._prepare_run_dir()
         self.wheel = resolve_wheel(cfg)
         self.train_records, self.val_records = training_records(cfg.data, self.skips)
-        from affectgpt.model.build import build_model
-
         self.feature_cache = self._feature_cache()
         set_seed(t.seed)  # identical initial weights on every rank
         # With a feature cache the frozen encoders are never run again: leave them out of the model.
@@ -144,8 +147,6 @@ class Trainer:
         """data.feature_cache: encode train + val media once (ranks share the work), then read features."""
         if not self.cfg.data.feature_cache:
             return None
-        from affectgpt.cache import ensure_cache
-
         acc = self.accelerator
         return ensure_cache(
             self.cfg, self.train_records + self.val_records, rank=acc.process_index, world=acc.num_processes,
@@ -169,8 +170,6 @@ class Trainer:
 
     # --- training ------------------------------------------------------------------------------
     def _make_dataset(self, pass_index: int):
-        from affectgpt.data.dataset import AffectDataset
-
         dataset = AffectDataset(
             self.train_records, self.cfg.data, self.cfg.model, self.tokenizer, split="train",
             seed=int(self.cfg.train.seed), skips=self.skips, feature_cache=self.feature_cache,
@@ -263,8 +262,6 @@ class Trainer:
             acc.log({k: v for k, v in record.items() if k.startswith("train/")}, step=st.global_step)
 
     def _collator(self):
-        from affectgpt.data.dataset import Collator
-
         return Collator(self.tokenizer, prompt_style=self.cfg.data.prompt_style)
 
     def _stop_agreed(self) -> bool:
@@ -304,8 +301,6 @@ class Trainer:
 
     def save(self, kind: str, predictions: tuple | None = None, record: dict | None = None) -> Path:
         """Atomic checkpoint: weights (infer.py format) + accelerate state + trainer.json, manifest last."""
-        from affectgpt.model.checkpoint import save_checkpoint
-
         acc, st = self.accelerator, self.state
         name = ckpt.epoch_name(st.epoch) if kind == "epoch" else ckpt.interrupt_name(st.global_step)
         tmp = ckpt.tmp_dir(self.run_dir, name)
@@ -337,8 +332,6 @@ class Trainer:
 
     # --- driver --------------------------------------------------------------------------------
     def fit(self) -> Path | None:
-        from tqdm.auto import tqdm
-
         self.setup()
         t, st = self.cfg.train, self.state
         if st.epoch >= int(t.epochs):
