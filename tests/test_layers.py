@@ -122,4 +122,4 @@ def test_inference_evaluation_and_the_cache_command_import_without_train(tmp_pat
     assert result.stdout.strip() == str(tmp_path / "affectgpt" / "__init__.py")
     result = subprocess.run([sys.executable, "-m", "affectgpt.cache", "--help"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert result.returncode == 0 and "feature cache" in result.stdout, result.stderr[-3000:]
+    assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr[-3000:]
