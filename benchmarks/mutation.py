@@ -35,11 +35,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 # module -> the test files that claim to pin its behaviour (the ten modules plus affectgpt.py).
 MODULE_TESTS: dict[str, list[str]] = {
-    "affectgpt/metrics/ew.py": ["tests/test_metrics_examples.py", "tests/test_metrics_properties.py"],
+    "affectgpt/metrics/ew.py": [
+        "tests/test_metrics_examples.py", "tests/test_metrics_properties.py", "tests/test_metrics_ew_rules.py",
+    ],
     "affectgpt/model/fused_loss.py": ["tests/test_fused_loss.py"],
     "affectgpt/data/prompts.py": ["tests/test_prompts.py", "tests/test_dataset.py"],
-    "affectgpt/metrics/unibench.py": ["tests/test_metrics_unibench.py"],
-    "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py"],
+    "affectgpt/metrics/unibench.py": [
+        "tests/test_metrics_unibench.py", "tests/test_metrics_examples.py", "tests/test_metrics_ew_rules.py",
+    ],
+    "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py", "tests/test_metrics_wheel_files.py"],
     "affectgpt/model/fusion.py": ["tests/test_fusion.py", "tests/test_model.py"],
     "affectgpt/train/checkpoints.py": ["tests/test_train_units.py", "tests/test_train_checkpoints.py"],
     "affectgpt/labels/lists.py": ["tests/test_labels_lists.py", "tests/test_readers.py", "tests/test_metrics_examples.py"],
