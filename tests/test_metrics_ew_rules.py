@@ -30,7 +30,7 @@ TOL = 1e-12  # float64 means of a handful of exact fractions: a few ulp at most
 GT = {"s1": "[happy]", "s2": "[joys, sorrows]", "s3": "[isolated]", "s4": "gladness"}
 PRED = {"s1": "[sad, gladness, happier]", "s2": "[]", "s3": ["happy"], "s4": ["Happy", " happy", "GLADNESS "]}
 # Per sample (P, R), kept samples only:
-#   M1:     s1 gt {glad} pred {sad, glad, happy} -> 1/3, 1;  s2 gt {delight, sorrow} pred {} -> 0, 0;  s4 {glad}/{glad} 1, 1
+#   M1:     s1 gt {glad} pred {sad, glad, happy} -> 1/3, 1;  s2 gt {delight, sorrow} pred {} -> 0, 0;  s4 -> 1, 1
 #   M2:     s1 gt {glad} pred {sad, glad, happy} -> 1/3, 1;  s2 -> 0, 0;  s4 -> 1, 1
 #   Wk-L1:  s1 gt {happy} pred {sad, happy} -> 1/2, 1;  s2 -> 0, 0;  s4 {happy}/{happy} -> 1, 1          (k = 1..4)
 #   Wk-L2:  s1 gt {joyful} pred {hurt, joyful, content} -> 1/3, 1;  s2 -> 0, 0;  s4 -> 1, 1
