@@ -225,6 +225,13 @@ def test_dataset_score_to_dict() -> None:
     }  # fmt: skip
 
 
+def test_dataset_score_defaults() -> None:
+    assert DatasetScore("SIMS", "dimension", 0.25).to_dict() == {
+        "dataset": "SIMS", "task": "dimension", "score": 0.25, "n_samples": 0, "n_scored": 0, "n_skipped": 0,
+        "per_wheel": {}, "notes": [],
+    }  # fmt: skip
+
+
 def test_score_dataset_needs_predictions_and_a_wheel(tmp_path: Path, tiny) -> None:
     mer = build_mer2023(tmp_path / "mer2023")
     with pytest.raises(ValueError, match="MER2023 needs an openset prediction file"):
