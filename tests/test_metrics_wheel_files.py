@@ -231,6 +231,11 @@ def test_synonym_sheet_errors(tmp_path: Path) -> None:
     sheet.to_excel(path, sheet_name="Sheet1", index=False)
     with pytest.raises(WheelError, match="word_run1 row 3: 'gloomy' is not a word of any wheel"):
         read_synonyms(path, {"happy"})
+    # a number is not a blank cell: it is read as its text and reported, never skipped silently
+    numeric = pd.DataFrame({"word_run1": ["happy", 1.5], "synonym_run1": ["glad", "x"]})
+    numeric.to_excel(path, sheet_name="Sheet1", index=False)
+    with pytest.raises(WheelError, match="word_run1 row 3: '1.5' is not a word of any wheel"):
+        read_synonyms(path, {"happy"})
 
 
 def test_format_csv_errors(tmp_path: Path) -> None:
