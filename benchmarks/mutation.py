@@ -9,7 +9,9 @@ arithmetic and boolean operators swapped, constants nudged, conditions negated, 
 call statements removed). Each mutant is written into a scratch copy of the repository and the module's
 tests are run against it; a mutant is *killed* when a test fails (or the run times out). Only the tests
 that execute the mutated line run (a line no test executes is a survivor without a run): the per-line
-test map comes from one coverage run with per-test contexts, so a module costs minutes, not hours.
+test map comes from one coverage run with per-test contexts, so a module costs minutes, not hours. A line
+that runs only at import time (module constants, decorators, default values) is executed before any test
+starts, yet every test of the module depends on it: its mutants run all of the module's test files.
 Equivalent mutants (changes no behaviour can reveal) count as survivors; `--show-survivors` lists them so
 a reader can tell which is which. The last line is the summary.
 """
@@ -35,11 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 # module -> the test files that claim to pin its behaviour (the issue's ten modules plus affectgpt.py).
 MODULE_TESTS: dict[str, list[str]] = {
-    "affectgpt/metrics/ew.py": ["tests/test_metrics_examples.py", "tests/test_metrics_properties.py"],
+    "affectgpt/metrics/ew.py": [
+        "tests/test_metrics_examples.py", "tests/test_metrics_properties.py", "tests/test_metrics_ew_rules.py",
+    ],
     "affectgpt/model/fused_loss.py": ["tests/test_fused_loss.py"],
     "affectgpt/data/prompts.py": ["tests/test_prompts.py", "tests/test_dataset.py"],  # test_modes.py: too slow per mutant
-    "affectgpt/metrics/unibench.py": ["tests/test_metrics_unibench.py"],
-    "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py"],
+    "affectgpt/metrics/unibench.py": [
+        "tests/test_metrics_unibench.py", "tests/test_metrics_examples.py", "tests/test_metrics_ew_rules.py",
+    ],
+    "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py", "tests/test_metrics_wheel_files.py"],
     "affectgpt/model/fusion.py": ["tests/test_fusion.py", "tests/test_model.py"],
     "affectgpt/train/checkpoints.py": ["tests/test_train_units.py", "tests/test_train_checkpoints.py"],
     "affectgpt/data/records.py": ["tests/test_records.py", "tests/test_labels_lists.py", "tests/test_readers.py",
@@ -210,8 +216,12 @@ def _pytest(copy: Path, args: list[str], timeout: float) -> tuple[int, float]:
         return -9, time.time() - start
 
 
+IMPORT_TIME = "<import>"  # the coverage context of lines executed outside any test (collection, imports)
+
+
 def line_tests(copy: Path, module: str, tests: list[str], timeout: float) -> dict[int, set[str]]:
-    """line of `module` -> the test node ids that execute it (one coverage run with per-test contexts)."""
+    """line of `module` -> the test contexts that execute it (one coverage run with per-test contexts);
+    IMPORT_TIME for lines executed outside every test."""
     data_file = copy / ".mutation-coverage"
     cmd = [sys.executable, "-m", "coverage", "run", f"--data-file={data_file}", f"--include={copy / module}",
            "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]  # fmt: skip
@@ -230,9 +240,7 @@ def line_tests(copy: Path, module: str, tests: list[str], timeout: float) -> dic
     from coverage.numbits import numbits_to_nums
 
     for numbits, context in rows:
-        test = context
-        if not test:
-            continue
+        test = context or IMPORT_TIME
         for line in numbits_to_nums(numbits):
             out[line].add(test)
     db.close()
@@ -287,7 +295,9 @@ def run_module(copy: Path, module: str, tests: list[str], n: int, seed: int, tim
     try:
         for k, mutant in enumerate(sample, 1):
             covering = set().union(*(coverage.get(line, set()) for line in range(mutant.line, mutant.end_line + 1)))
-            node_ids = _test_ids(copy, covering, tests)
+            node_ids = _test_ids(copy, covering - {IMPORT_TIME}, tests)
+            if not node_ids and IMPORT_TIME in covering:
+                node_ids = list(tests)  # runs only at import time: every test of the module depends on it
             if not node_ids:
                 uncovered += 1
                 survivors.append(mutant.label() + "  [no test executes this line]")

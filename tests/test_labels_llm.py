@@ -51,24 +51,47 @@ def extractor(tiny_llm):
     return LLMExtractor(tiny_llm, batch_size=2, max_new_tokens=8, backend="transformers", progress=False)
 
 
-def test_prompts_hold_the_official_instructions_and_shots():
-    prompt = openset_prompt("He is smiling.")
-    assert "expert in the field of emotions" in prompt
-    assert "main character" in prompt and "comma" in prompt and "list format" in prompt and "empty list" in prompt
-    assert "Input: We cannot recognize his emotional state; Output: []" in prompt
-    assert "Input: His emotional state is happy, sad, and angry; Output: [happy, sad, angry]" in prompt
-    assert prompt.endswith("Input: He is smiling.; Output: ")
-    sentiment = sentiment_prompt(["happy", "excited"])
-    assert "[positive, negative, neutral]" in sentiment
-    assert "Input: [joyful]; Output: positive" in sentiment and "Input: []; Output: neutral" in sentiment
-    assert sentiment.endswith("Input: [happy, excited]; Output: ")
+# The official toolkit/utils/qwen.py strings (AffectGPT @d961cab), written out here in full.
+OFFICIAL_OPENSET = (
+    "Please assume the role of an expert in the field of emotions. We provide clues that may be related to the "
+    "emotions of the characters. Based on the provided clues, please identify the emotional states of the main "
+    "character. The main character is the one with the most detailed clues. Please separate different emotional "
+    "categories with commas and output only the clearly identifiable emotional categories in a list format. If "
+    "none are identified, please output an empty list. Input: We cannot recognize his emotional state; Output: [] "
+    "Input: His emotional state is happy, sad, and angry; Output: [happy, sad, angry] Input: He is smiling.; Output: "
+)
+S12 = " " * 12  # each backslash-newline joint of the official triple-quoted f-string keeps the next line's indent
+OFFICIAL_SENTIMENT = (
+    "Please act as an expert in the field of emotions. " + S12
+    + "We provide a few words to describe the emotions of a character. " + S12
+    + "Please choose the most likely sentiment from the given candidates: [positive, negative, neutral] " + S12
+    + "Please direct output answer without analyzing process. " + S12
+    + "Input: [joyful]; Output: positive " + S12
+    + "Input: []; Output: neutral " + S12
+    + "Input: [happy, excited]; Output: "
+)  # fmt: skip
+# Qwen's ChatML around one user message with add_generation_prompt=True and no system message (reference §6);
+# the system turn is the template's default (here that of the offline-built tokenizer).
+CHAT_OPEN = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+CHAT_CLOSE = "<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_openset_prompt_is_the_official_string_word_for_word():
+    assert openset_prompt("He is smiling.") == OFFICIAL_OPENSET
+    # the description goes in verbatim (braces included: it is a value, not part of the template)
+    assert openset_prompt("{x} [y]").endswith("Output: [happy, sad, angry] Input: {x} [y]; Output: ")
+
+
+def test_sentiment_prompt_is_the_official_string_with_its_12_space_joints():
+    assert sentiment_prompt("[happy, excited]") == OFFICIAL_SENTIMENT
+    assert sentiment_prompt(["happy", "excited"]) == OFFICIAL_SENTIMENT  # a list is stored as "[a, b]" first
+    assert sentiment_prompt([]).endswith(S12 + "Input: []; Output: ")
 
 
 def test_chat_rendering_is_one_user_turn_with_default_system(extractor):
     text = extractor.render(openset_prompt("He is smiling."))
-    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
-    assert text.endswith("Input: He is smiling.; Output: <|im_end|>\n<|im_start|>assistant\n")
-    assert text.count("<|im_start|>") == 3
+    assert text == CHAT_OPEN + OFFICIAL_OPENSET + CHAT_CLOSE
+    assert extractor.render(sentiment_prompt("[happy, excited]")) == CHAT_OPEN + OFFICIAL_SENTIMENT + CHAT_CLOSE
     assert {151645, 151643} <= set(extractor._eos_ids())  # <|im_end|> and <|endoftext|> stop generation
 
 

@@ -45,6 +45,41 @@ def test_official_postprocess(raw, expected):
     assert official_postprocess(raw) == expected
 
 
+# The official func_postprocess_qwen, step by step: strip; each prefix of 输入, 输出, 翻译, 让我们来翻译一下：,
+# output, Output, input, Input removed once if the text (as it is by then) starts with it, in that order and
+# with no strip in between; strip; one leading ":" removed, then one leading "："; strip; every "\n" removed;
+# strip. Each expected value below is that rule worked by hand.
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # "Output" goes, then "Input" (later in the order) also matches what is left: ": x" -> "x"
+        ("OutputInput: x", "x"),
+        # 输出 goes, "Output" is next in the order and matches too
+        ("输出Output: [a]", "[a]"),
+        # no strip between prefixes: after 输出 the text starts with a space, so "Output" no longer matches
+        ("输出 Output: [a]", "Output: [a]"),
+        # each prefix only once, and the list is walked once: "input" precedes nothing that re-checks "output"
+        ("输入输入[a]", "输入[a]"),
+        ("inputoutput: x", "output: x"),
+        ("output Output [a]", "Output [a]"),
+        # the translation preamble, alone and after 翻译 (which comes before it in the order)
+        ("让我们来翻译一下：[happy]", "[happy]"),
+        ("翻译让我们来翻译一下：[a]", "[a]"),
+        # ":" then "：", each once and only in that order
+        (":：[a]", "[a]"),
+        ("：:[a]", ":[a]"),
+        ("Output::[a]", ":[a]"),
+        ("Input:\n[a]", "[a]"),
+        # newlines inside are removed (not replaced by spaces); other whitespace, "\r" included, stays
+        ("Output: \n [a, \n b] \n", "[a,  b]"),
+        ("[a,\r\nb]", "[a,\rb]"),
+        ("\t Output\t: [a]", "[a]"),
+    ],
+)
+def test_official_postprocess_rule_order(raw, expected):
+    assert official_postprocess(raw) == expected
+
+
 @pytest.mark.parametrize(
     ("answer", "labels"),
     [

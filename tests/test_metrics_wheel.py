@@ -163,3 +163,17 @@ def test_committed_demo_wheel_matches_its_script(tmp_path: Path) -> None:
     assert regenerated.wheels == committed.wheels
     assert regenerated.tables == committed.tables
     assert (tmp_path / "demo" / "format.csv").read_text() == (DEMO_WHEEL_DIR / "format.csv").read_text()
+
+
+def test_fearless_row_sends_fear_to_brave_words(wheel) -> None:
+    # §5.4: format.csv's `fearless` row lists `fear` as a form, so "fear" also reaches fearless's wheel words
+    # brave/courageous/daring, which sort before fearful/scared: M3 then lands there wherever the wheel has them.
+    assert "fearless" in wheel.format_mapping["fear"]
+    reachable = sorted({y_w for y_f in wheel.format_mapping["fear"] for y_w in wheel.raw_mapping[y_f]})
+    assert {"brave", "courageous", "daring"} <= set(reachable) and reachable[0] == "brave"
+    quirk = {"brave", "courageous", "daring"}
+    for w in range(1, 6):
+        first = next(y_w for y_w in reachable if y_w in wheel.wheel_maps[f"W{w}-L1"])
+        assert (first in quirk) == (w != 1), (w, first)  # W1 has none of them: fear -> scared there (H4)
+        for level in ("L1", "L2"):
+            assert wheel.map_label("fear", f"W{w}-{level}") == wheel.wheel_maps[f"W{w}-{level}"][first]

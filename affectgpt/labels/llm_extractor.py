@@ -4,8 +4,9 @@ Officially Qwen2.5-7B-Instruct (no LoRA) under vLLM, batches of 8, one user mess
 rendered with the chat template (no system message, so the template adds its default), sampled with
 temperature 0.7 / top_p 0.8 / repetition_penalty 1.05 / 512 new tokens. The official sampling is
 stochastic (the README notes that scores move between runs), so we default to greedy decoding and
-keep the official parameters one flag away (`official_sampling=True`). The prompts below are
-reconstructed from the documented gist of `reason_to_openset` and `openset_to_sentiment`.
+keep the official parameters one flag away (`official_sampling=True`). The two prompts are the official
+`reason_to_openset` and `openset_to_sentiment` strings of `toolkit/utils/qwen.py` (AffectGPT @d961cab), word
+for word, spaces included; only the placeholder names differ.
 
 Backends: transformers (batched, left padding; always available) or vLLM (imported lazily, used by
 `backend="auto"` when installed and a GPU is present).
@@ -24,26 +25,35 @@ from affectgpt.labels.postprocess import official_postprocess, parse_llm_list
 
 log = logging.getLogger(__name__)
 
+# reason_to_openset of the official toolkit/utils/qwen.py, word for word: one string whose source line
+# continuations each become a single space. {description} stands for the official {reason}.
 OPENSET_PROMPT = (
-    "Please act as an expert in the field of emotions. We provide clues that may be related to the "
-    "emotions of the characters. Based on the provided clues, please identify the emotional states of "
-    "the main character. The main character is the one with the most detailed clues. Please separate "
-    "different emotional categories with commas and output only the clearly identifiable emotional "
-    "categories in a list format. If none are identified, please output an empty list.\n\n"
-    "Examples:\n"
-    "Input: We cannot recognize his emotional state; Output: []\n"
-    "Input: His emotional state is happy, sad, and angry; Output: [happy, sad, angry]\n\n"
+    "Please assume the role of an expert in the field of emotions. "
+    "We provide clues that may be related to the emotions of the characters. "
+    "Based on the provided clues, please identify the emotional states of the main character. "
+    "The main character is the one with the most detailed clues. "
+    "Please separate different emotional categories with commas and output only the clearly identifiable "
+    "emotional categories in a list format. "
+    "If none are identified, please output an empty list. "
+    "Input: We cannot recognize his emotional state; Output: [] "
+    "Input: His emotional state is happy, sad, and angry; Output: [happy, sad, angry] "
     "Input: {description}; Output: "
 )
 
-SENTIMENT_PROMPT = (
-    "Please act as an expert in the field of emotions. We provide a few words describing the emotions "
-    "of a character. Please choose the most likely sentiment from the given candidates: "
-    "[positive, negative, neutral]. Please answer directly with one word.\n\n"
-    "Examples:\n"
-    "Input: [joyful]; Output: positive\n"
-    "Input: []; Output: neutral\n\n"
-    "Input: {openset}; Output: "
+# openset_to_sentiment of the same file: a triple-quoted f-string whose continuation lines are indented by
+# 12 spaces and end with a backslash-newline, so each joint keeps those 12 spaces. {openset} = the official
+# {reason}, i.e. the `-openset` string ("[happy, sad]").
+_SOURCE_INDENT = " " * 12
+SENTIMENT_PROMPT = _SOURCE_INDENT.join(
+    (
+        "Please act as an expert in the field of emotions. ",
+        "We provide a few words to describe the emotions of a character. ",
+        "Please choose the most likely sentiment from the given candidates: [positive, negative, neutral] ",
+        "Please direct output answer without analyzing process. ",
+        "Input: [joyful]; Output: positive ",
+        "Input: []; Output: neutral ",
+        "Input: {openset}; Output: ",
+    )
 )
 
 DEFAULT_MODEL_DIR = "models/Qwen2.5-7B-Instruct"

@@ -14,8 +14,8 @@ import re
 
 from affectgpt.data.records import list_to_string, string_to_list
 
-# Prefixes the official post-processing removes from the start of an answer (reference §6).
-OFFICIAL_PREFIXES = ("输入", "输出", "翻译", "output", "Output", "input", "Input")
+# func_postprocess_qwen removes each of these once, in this order, when the text (as it then is) starts with it.
+OFFICIAL_PREFIXES = ("输入", "输出", "翻译", "让我们来翻译一下：", "output", "Output", "input", "Input")
 
 # Full-width / Chinese punctuation -> the ASCII the list grammar understands.
 _PUNCT = str.maketrans(
@@ -56,18 +56,16 @@ MAX_ITEM_WORDS = 6  # a longer "label" is a sentence, not an emotion word
 
 
 def official_postprocess(text: object) -> str:
-    """The official func_postprocess_qwen: strip, drop one leading 输入/输出/翻译/output/input prefix and a
-    leading ':' or '：', remove newlines, strip. Non-strings become ""."""
+    """The official func_postprocess_qwen, step for step (non-strings become ""): strip; remove each of
+    OFFICIAL_PREFIXES once if the text starts with it, in order, with no strip in between; strip; remove one
+    leading ':' then one leading '：'; strip; remove every newline; strip."""
     if not isinstance(text, str):
         return ""
     text = text.strip()
     for prefix in OFFICIAL_PREFIXES:
-        if text.startswith(prefix):
-            text = text[len(prefix) :].strip()
-            break
-    if text.startswith((":", "：")):
-        text = text[1:]
-    return text.replace("\r", "").replace("\n", "").strip()
+        text = text.removeprefix(prefix)
+    text = text.strip().removeprefix(":").removeprefix("：")
+    return text.strip().replace("\n", "").strip()
 
 
 def _clean_items(items: list[str]) -> list[str]:
