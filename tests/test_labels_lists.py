@@ -1,4 +1,4 @@
-"""labels/lists.py against the official rule as written in reference §5.3 (every expected value is worked out by
+"""The label-list format (data/records.py) against the official rule as written in reference §5.3 (every expected value is worked out by
 hand from that rule), plus the malformed-label detector the readers report with."""
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def test_macro_p_r_then_f_on_a_multi_sample_set(tiny) -> None:
         p, r = EXPECTED_PR[metric]
         assert abs(score.precision - float(p)) < TOL and abs(score.recall - float(r)) < TOL, metric
         assert abs(score.f1 - float(EXPECTED_F[metric])) < TOL, metric
-    assert [abs(a - float(EXPECTED_F[m])) < TOL for a, m in zip(result.f_vector(), METRICS)] == [True] * 12
+    assert [abs(a - float(EXPECTED_F[m])) < TOL for a, m in zip([result.scores[m].f1 for m in METRICS], METRICS)] == [True] * 12
 
 
 def test_skipped_counts_per_metric_and_overall(tiny) -> None:

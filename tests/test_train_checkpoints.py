@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from affectgpt.manifest import write_manifest
+from affectgpt.files import write_manifest
 from affectgpt.train import checkpoints as ckpt
 
 WEIGHTS = b"w" * 50
