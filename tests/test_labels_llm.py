@@ -168,3 +168,16 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
 def test_bad_backend_is_rejected(tiny_llm):
     with pytest.raises(ValueError, match="backend"):
         LLMExtractor(tiny_llm, backend="onnx")
+
+
+def test_extraction_cache_is_keyed_by_the_prompt_text(tmp_path, monkeypatch):
+    """A changed extraction prompt must never reuse answers cached under the old one (the key holds its hash)."""
+    from affectgpt.labels import extract
+
+    before = extract.LabelExtractor("llm", cache_dir=tmp_path, llm_path=tmp_path / "llm")
+    monkeypatch.setattr(extract, "OPENSET_PROMPT", extract.OPENSET_PROMPT.replace("main character", "speaker"))
+    after = extract.LabelExtractor("llm", cache_dir=tmp_path, llm_path=tmp_path / "llm")
+    assert before.signature != after.signature and before.cache.path != after.cache.path
+    parser = extract.LabelExtractor("parser").signature
+    monkeypatch.setattr(extract, "PARSER_VERSION", extract.PARSER_VERSION + 1)
+    assert extract.LabelExtractor("parser").signature != parser

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from affectgpt.data.records import string_to_list
+from affectgpt.data.records import list_to_string, string_to_list
 from affectgpt.labels.io import (
     read_name_value_csv,
     read_openset_npz,
@@ -13,7 +13,6 @@ from affectgpt.labels.io import (
     write_openset_npz,
 )
 from affectgpt.labels.postprocess import (
-    labels_to_openset,
     official_postprocess,
     parse_llm_list,
 )
@@ -146,8 +145,8 @@ def test_split_matches_the_metric_parser():
     answer = "[don't care, happy]"
     labels, ok = parse_llm_list(answer)
     assert ok and labels == string_to_list(answer)
-    assert labels_to_openset(["happy", "sad"]) == "[happy, sad]"
-    assert string_to_list(labels_to_openset(["happy", "sad"])) == ["happy", "sad"]
+    assert list_to_string(["happy", "sad"]) == "[happy, sad]"
+    assert string_to_list(list_to_string(["happy", "sad"])) == ["happy", "sad"]
 
 
 @settings(max_examples=300, deadline=None)

@@ -24,7 +24,12 @@ from typing import Any
 from affectgpt.data.records import list_to_string
 from affectgpt.files import append_jsonl, read_jsonl, repair_tail
 from affectgpt.labels.lexicon import Lexicon
-from affectgpt.labels.llm_extractor import DEFAULT_MODEL_DIR, LLMExtractor
+from affectgpt.labels.llm_extractor import (
+    DEFAULT_MODEL_DIR,
+    OPENSET_PROMPT,
+    SENTIMENT_PROMPT,
+    LLMExtractor,
+)
 from affectgpt.labels.sentence import parse_label_sentence
 from affectgpt.labels.sentiment import lexicon_sentiment
 
@@ -32,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 EXTRACTORS = ("parser", "lexicon", "llm")
 LLM_CHUNK = 64  # answers per LLM call between cache writes
+PARSER_VERSION = 1  # bump when labels/sentence.py or labels/lexicon.py change what they read from an answer
 
 
 @dataclass
@@ -95,7 +101,12 @@ class LabelExtractor:
             self.source = "parse_label_sentence"
         self._llm: Any = None
         settings = {k: v for k, v in sorted(self.llm_options.items()) if k != "progress"} if kind == "llm" else {}
-        self.signature = json.dumps({"kind": kind, "source": self.source, "settings": settings}, sort_keys=True)
+        # The rules are part of the signature: a changed prompt or parser never reuses answers cached under the old one.
+        rules = {"llm": OPENSET_PROMPT + "\n" + SENTIMENT_PROMPT, "parser": f"parser-v{PARSER_VERSION}",
+                 "lexicon": f"lexicon-v{PARSER_VERSION}"}[kind]  # fmt: skip
+        rules_digest = hashlib.sha256(rules.encode("utf-8")).hexdigest()[:16]
+        self.signature = json.dumps({"kind": kind, "source": self.source, "settings": settings, "rules": rules_digest},
+                                    sort_keys=True)  # fmt: skip
         digest = hashlib.sha256(self.signature.encode("utf-8")).hexdigest()[:12]
         self.cache = ExtractionCache(Path(cache_dir) / f"{kind}-{digest}.jsonl" if cache_dir else None)
         self.n_computed = 0  # texts actually extracted by this object (cache misses)

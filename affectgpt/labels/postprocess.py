@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from affectgpt.data.records import list_to_string, string_to_list
+from affectgpt.data.records import string_to_list
 
 # func_postprocess_qwen removes each of these once, in this order, when the text (as it then is) starts with it.
 OFFICIAL_PREFIXES = ("输入", "输出", "翻译", "让我们来翻译一下：", "output", "Output", "input", "Input")
@@ -135,8 +135,3 @@ def parse_llm_list(text: object) -> tuple[list[str], bool]:
         return _parse(text)
     except Exception:  # noqa: BLE001 - a parser bug must not kill a whole evaluation; report as unparsed
         return [], False
-
-
-def labels_to_openset(labels: list[str]) -> str:
-    """The official `-openset` storage form of parsed labels: "[a, b]"."""
-    return list_to_string(labels)
