@@ -139,6 +139,19 @@ def _run_wheel(args: argparse.Namespace, sets: list) -> EmotionWheel:
     return _wheel(args)
 
 
+def _extractor_defaults(args: argparse.Namespace, sets: list) -> None:
+    """--extractor / --llm not given: the recipe's eval.extractor / eval.extractor_llm (the results' stored config,
+    else --config), so a recipe describes the whole run; parser when no config says otherwise."""
+    cfg = next((rs.config for rs in sets if rs.config is not None), None)
+    if cfg is None and args.config:
+        cfg = load_config(args.config)
+    if args.extractor is None:
+        args.extractor = cfg.eval.extractor if cfg is not None else "parser"
+        print(f"extractor: {args.extractor} ({'eval.extractor of the config' if cfg is not None else 'default'})")
+    if args.llm is None and cfg is not None and cfg.eval.extractor_llm:
+        args.llm = cfg.eval.extractor_llm
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from affectgpt.labels.extract import LabelExtractor
     from affectgpt.results import (
@@ -157,6 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     roots = load_config(args.data_roots_from).data.unibench_roots if args.data_roots_from else {}
     llm_options = {"batch_size": args.llm_batch_size, "max_new_tokens": args.llm_max_new_tokens,
                    "official_sampling": args.official_sampling, "seed": args.seed, "backend": args.backend}  # fmt: skip
+    _extractor_defaults(args, sets)
     extractor = LabelExtractor(
         args.extractor, cache_dir=args.cache_dir or Path(args.results_dir) / ".extract-cache",
         wheel_dir=wheel.directory, llm_path=args.llm, llm_options=llm_options,
@@ -237,8 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     run.add_argument("--results-dir", required=True, help="folder of infer.py answer files")
-    run.add_argument("--extractor", choices=["parser", "lexicon", "llm"], default="parser", help="OV-label extractor")
-    run.add_argument("--llm", help="extractor LLM folder (default models/Qwen2.5-7B-Instruct)")
+    run.add_argument("--extractor", choices=["parser", "lexicon", "llm"],
+                     help="OV-label extractor (default: eval.extractor of the run's config, else parser)")  # fmt: skip
+    run.add_argument("--llm", help="extractor LLM folder (default: eval.extractor_llm, else models/Qwen2.5-7B-Instruct)")
     run.add_argument("--llm-batch-size", type=int, default=8, help="prompts per LLM call (official 8)")
     run.add_argument("--llm-max-new-tokens", type=int, default=512, help="official 512")
     run.add_argument("--official-sampling", action="store_true", help="LLM: official T 0.7 / top-p 0.8 sampling (default greedy)")

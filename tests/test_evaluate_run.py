@@ -218,6 +218,19 @@ def test_lexicon_extractor_reads_prose(unibench_setup, tmp_path: Path, capsys) -
     assert "sad" in lexicon_labels[1] and "lonely" in lexicon_labels[1] and lexicon_labels[2] == "[]"
 
 
+def test_the_recipe_extractor_is_the_default(unibench_setup, tmp_path: Path, capsys) -> None:
+    """Without --extractor, evaluate.py run uses eval.extractor of the config (here --config; results written by
+    infer.py carry their run's config), so a recipe such as the 7B one (eval.extractor: llm) describes the run."""
+    answers, config = unibench_setup
+    results = tmp_path / "answers"
+    shutil.copytree(answers, results)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(json.dumps({"eval": {"extractor": "lexicon", "wheel_dir": str(OFFICIAL)}}))
+    code, stdout, _ = run(["run", "--results-dir", results, "--config", recipe, "--data-roots-from", config], capsys)
+    assert code == 0 and "extractor: lexicon (eval.extractor of the config)" in stdout
+    assert json.loads((results / "eval-lexicon" / "unibench.json").read_text())["extractor"] == "lexicon"
+
+
 # ----------------------------------------------------------------------------- LLM extractor + cache
 @pytest.fixture(scope="module")
 def tiny_instruct(tmp_path_factory) -> Path:
