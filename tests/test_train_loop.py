@@ -178,3 +178,24 @@ def test_world_size_invariance_ddp_and_deepspeed(data_root: Path, tmp_path: Path
         assert metrics(tmp_path / run)[0]["val/n_samples"] == 2
         ckpt.verify(tmp_path / run / "epoch_0001")
         assert_same_weights(tmp_path / "one" / "epoch_0001", tmp_path / run / "epoch_0001", tol=1e-4)  # gathered on save
+
+
+def test_skipped_samples_are_counted_per_epoch(data_root: Path, tmp_path: Path) -> None:
+    """A training sample with a corrupt face file is skipped, counted in metrics.jsonl with its reason, and the
+    epoch line says so (the collator's drops and the trainer's SkipLog used to be counted nowhere)."""
+    from affectgpt.config import load_config
+    from affectgpt.data.records import SkipLog
+    from affectgpt.data.sources import training_records
+
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root, ignore=shutil.ignore_patterns("feature_cache"))
+    cfg = load_config(overrides=[f"data.root={root}", "data.val_fraction=0.2", "data.label_type=ovlabel"])
+    victim = training_records(cfg.data, SkipLog())[0][0].name  # a training (not validation) sample
+    (root / "openface_face" / victim / f"{victim}.npy").write_bytes(b"not an npy file")
+    proc = run_train(overrides(root, tmp_path, "skips", **{"train.epochs": 1, "train.iters_per_epoch": 0,
+                                                           "data.feature_cache": ""}))  # fmt: skip
+    (row,) = metrics(tmp_path / "skips")
+    assert row["train/n_skipped"] == 1 and row["data/n_skipped_reading"] == 0
+    (reason,) = row["train/skipped_reasons"]
+    assert "cannot read face array" in reason and row["train/skipped_reasons"][reason] == 1
+    assert "skipped 1 training samples" in proc.stdout

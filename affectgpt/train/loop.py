@@ -52,6 +52,7 @@ class TrainerState:
     global_step: int = 0  # optimizer steps done
     loss_sum: float = 0.0  # this epoch so far, summed over ranks: sum of token losses
     loss_tokens: float = 0.0  # ... and target tokens
+    skipped: int = 0  # this epoch so far, summed over ranks: samples the collator dropped (bad media / text)
     best_score: float | None = None
     best_checkpoint: str | None = None
     completed: bool = False
@@ -77,7 +78,8 @@ class Trainer:
         logging.basicConfig(level=logging.INFO if self.main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         self.stop = StopFlag("saving a resumable state at the next step boundary")
         self.state = TrainerState()
-        self.skips = SkipLog()
+        self.read_skips = SkipLog()  # samples the readers dropped when listing the data
+        self.skips = SkipLog()  # samples the training dataset dropped (reasons: main process; counts: every rank)
 
     # --- setup -----------------------------------------------------------------------------------
     def _prepare_run_dir(self) -> ckpt.Found | None:
@@ -105,7 +107,9 @@ class Trainer:
         acc, cfg, t = self.accelerator, self.cfg, self.cfg.train
         found = self._prepare_run_dir()
         self.wheel = resolve_wheel(cfg)
-        self.train_records, self.val_records = training_records(cfg.data, self.skips)
+        self.train_records, self.val_records = training_records(cfg.data, self.read_skips)
+        if self.main and self.read_skips.total:
+            print(f"data: {self.read_skips.summary()} (before training; see the warnings above)", flush=True)
         self.feature_cache = self._feature_cache()
         set_seed(t.seed)  # identical initial weights on every rank
         # With a feature cache the frozen encoders are never run again: leave them out of the model.
@@ -197,13 +201,14 @@ class Trainer:
 
     def train_epoch(self, epoch: int, bar: Any) -> bool:
         """Train until the end of `epoch`; False when stopped by a signal (state already saved)."""
+        self._reasons_before = self.skips.counts.copy()
         acc, t, st = self.accelerator, self.cfg.train, self.state
         batches = iterate_epoch(
             self.stream, epoch, st.micro, self._make_dataset,
             self._collator(), int(self.cfg.data.num_workers),
         )  # fmt: skip
         self.model.train()
-        log = torch.zeros(4, dtype=torch.float64)  # loss sum, target tokens, samples, input tokens
+        log = torch.zeros(5, dtype=torch.float64)  # loss sum, target tokens, samples, input tokens, dropped samples
         throughput = tracking.Throughput()
         while True:
             window = self._window(batches)
@@ -226,7 +231,8 @@ class Trainer:
                         acc.clip_grad_norm_(self.trainable, t.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
-                log += torch.tensor([loss_sum, n_local, len(batch["names"]), float(batch["attention_mask"].sum())], dtype=torch.float64)
+                counts_now = [loss_sum, n_local, len(batch["names"]), float(batch["attention_mask"].sum()), batch["n_dropped"]]
+                log += torch.tensor(counts_now, dtype=torch.float64)
                 st.micro += 1
             if not acc.optimizer_step_was_skipped:
                 self.scheduler.step()
@@ -242,6 +248,7 @@ class Trainer:
         total = acc.reduce(log.to(acc.device), reduction="sum").cpu()
         st.loss_sum += float(total[0])
         st.loss_tokens += float(total[1])
+        st.skipped += int(total[4])
         log.zero_()
         return total
 
@@ -272,17 +279,21 @@ class Trainer:
     def end_epoch(self, epoch: int) -> None:
         acc, st = self.accelerator, self.state
         scores, responses, parsed = validate(acc, acc.unwrap_model(self.model), self.val_records, self.cfg, self.tokenizer, self.wheel)
+        reasons = self.skips.counts - self._reasons_before  # this epoch's, as this process saw them
         record = {
             "epoch": epoch + 1,
             "step": st.global_step,
             "train/loss": st.loss_sum / max(st.loss_tokens, 1.0),
+            "train/n_skipped": st.skipped,  # every rank, every DataLoader worker (the collator's count)
+            "train/skipped_reasons": dict(reasons.most_common()),  # main process; per-worker copies log their own
+            "data/n_skipped_reading": self.read_skips.total,
             **{f"val/{k}": v for k, v in scores.items()},
         }
         score = float(record[SCORE_KEY])
         name = ckpt.epoch_name(epoch + 1)
         if st.best_score is None or score > st.best_score:
             st.best_score, st.best_checkpoint = score, name
-        st.epoch, st.loss_sum, st.loss_tokens = epoch + 1, 0.0, 0.0
+        st.epoch, st.loss_sum, st.loss_tokens, st.skipped = epoch + 1, 0.0, 0.0, 0
         st.completed = st.epoch >= int(self.cfg.train.epochs)
         if self.main:
             append_jsonl(self.run_dir / tracking.METRICS_FILE, record)

@@ -61,6 +61,7 @@ def epoch_summary(record: dict[str, Any]) -> str:
         f"val avg-L1 F1 {record['val/avg-L1/f1']:.4f} (P {record['val/avg-L1/precision']:.4f} "
         f"R {record['val/avg-L1/recall']:.4f}) | M-avg {record['val/M-avg']:.4f} | "
         f"n={record['val/n_samples']} empty={record['val/n_empty']}"
+        + (f" | skipped {record['train/n_skipped']} training samples" if record.get("train/n_skipped") else "")
     )
 
 
