@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_commit_writes_state_and_manifest_then_renames(tmp_path: Path) -> None:
         for rel, data in {"adapter_model.safetensors": WEIGHTS, "state/optimizer.bin": OPTIMIZER,
                           ckpt.TRAINER_STATE: trainer_bytes}.items()
     }  # fmt: skip
-    assert manifest == {"files": expected}  # every file but the manifest itself
+    assert manifest == {"format": ckpt.TRAINING_FORMAT, "files": expected}  # every file but the manifest itself
     assert ckpt.verify(final) == {"global_step": 10, "epoch": 1, "kind": "epoch"}
 
 
@@ -91,13 +92,13 @@ def test_verify_names_each_problem(tmp_path: Path) -> None:
     with pytest.raises(ckpt.CheckpointError, match=r"truncated or altered \(99 bytes, expected 100\)"):
         ckpt.verify(good)
     (good / "state" / "optimizer.bin").unlink()
-    with pytest.raises(ckpt.CheckpointError, match="optimizer.bin: listed in CHECKPOINT.json but missing"):
+    with pytest.raises(ckpt.CheckpointError, match="optimizer.bin: listed in COMPLETE but missing"):
         ckpt.verify(good)
     (good / ckpt.MANIFEST).write_text("{not json")
     with pytest.raises(ckpt.CheckpointError, match="unreadable manifest"):
         ckpt.verify(good)
     (good / ckpt.MANIFEST).unlink()
-    with pytest.raises(ckpt.CheckpointError, match="CHECKPOINT.json: missing; the checkpoint was not completely"):
+    with pytest.raises(ckpt.CheckpointError, match="COMPLETE: missing; the checkpoint was not completely"):
         ckpt.verify(good)
 
 
@@ -317,3 +318,25 @@ def test_clear_run_on_a_fresh_folder_is_a_no_op(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("x")
     ckpt.clear_run(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+def test_one_manifest_per_checkpoint_and_legacy_ones_still_verify(tmp_path):
+    """A training checkpoint carries one manifest (COMPLETE, as a weights-only checkpoint does) covering every
+    file; folders written with the earlier two-manifest layout (CHECKPOINT.json) still verify for resume."""
+    run = tmp_path / "run"
+    tmp = ckpt.begin(run, "epoch_0001")
+    (tmp / "state").mkdir()
+    (tmp / "state" / "optimizer.bin").write_bytes(b"x" * 100)
+    (tmp / "adapter_model.safetensors").write_bytes(b"w")
+    final = ckpt.commit(tmp, {"epoch": 1, "global_step": 5})
+    assert sorted(p.name for p in final.iterdir()) == ["COMPLETE", "adapter_model.safetensors", "state", "trainer.json"]
+    manifest = json.loads((final / "COMPLETE").read_text())
+    assert manifest["format"] == ckpt.TRAINING_FORMAT
+    assert set(manifest["files"]) == {"adapter_model.safetensors", "state/optimizer.bin", "trainer.json"}
+    legacy = run / "epoch_0002"
+    shutil.copytree(final, legacy)
+    (legacy / "COMPLETE").rename(legacy / ckpt.LEGACY_MANIFEST)
+    assert ckpt.verify(legacy)["global_step"] == 5
+    (legacy / "trainer.json").write_text('{"epoch": 2}')  # the legacy manifest is really checked
+    with pytest.raises(ckpt.CheckpointError, match="trainer.json: truncated or altered"):
+        ckpt.verify(legacy)

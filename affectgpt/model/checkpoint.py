@@ -47,6 +47,29 @@ def trainable_state(model: Any) -> tuple[dict[str, torch.Tensor], dict[str, torc
     return get_peft_model_state_dict(model.llama_model), dict(model.heads.state_dict())
 
 
+def write_weights(
+    folder: str | Path,
+    lora_state: dict[str, torch.Tensor],
+    peft_config: PeftConfig,
+    projector_state: dict[str, torch.Tensor],
+    cfg: Config | None = None,
+) -> None:
+    """The weight files (and config) into `folder`, an unfinished checkpoint: its writer adds the manifest last
+    and renames it into place (write_checkpoint here; the training loop for a full training checkpoint)."""
+    folder = Path(folder)
+    peft_config.save_pretrained(str(folder))
+    save_file(_tensors_for_saving(lora_state), str(folder / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+    save_file(_tensors_for_saving(projector_state), str(folder / PROJECTORS), metadata={"format": "pt"})
+    if cfg is not None:
+        cfg.save(folder / CONFIG)
+
+
+def save_weights(model: Any, cfg: Config | None, folder: str | Path) -> None:
+    """write_weights of an AffectGPT model's trainable weights (LoRA + heads)."""
+    lora, projectors = trainable_state(model)
+    write_weights(folder, lora, model.llama_model.peft_config["default"], projectors, cfg)
+
+
 def write_checkpoint(
     out_dir: str | Path,
     lora_state: dict[str, torch.Tensor],
@@ -54,18 +77,15 @@ def write_checkpoint(
     projector_state: dict[str, torch.Tensor],
     cfg: Config | None = None,
 ) -> Path:
-    """Write the files into a temporary sibling folder, the manifest last, then rename into place."""
+    """A standalone weights checkpoint: the files into a temporary sibling folder, the manifest last, then
+    renamed into place (an existing checkpoint of that name is replaced only once the new one is complete)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        peft_config.save_pretrained(str(tmp))
-        save_file(_tensors_for_saving(lora_state), str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-        save_file(_tensors_for_saving(projector_state), str(tmp / PROJECTORS), metadata={"format": "pt"})
-        if cfg is not None:
-            cfg.save(tmp / CONFIG)
+        write_weights(tmp, lora_state, peft_config, projector_state, cfg)
         write_manifest(tmp, MANIFEST, format=FORMAT)
         old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
         if out_dir.exists():

@@ -5,12 +5,13 @@ Layout of a run (`train.output_dir / train.run_name`):
     epoch_0003/            one complete checkpoint: trainable weights (infer.py --ckpt accepts it),
                            state/ (accelerate save_state: optimizer, scheduler, RNG, DeepSpeed shards),
                            trainer.json (epoch, step, data position, best so far), val_predictions.jsonl,
-                           CHECKPOINT.json (written last: the manifest of every file with size and sha256)
+                           COMPLETE (written last: the one manifest of every file with size and sha256)
     interrupt_00000123/    the same, saved at a step boundary after SIGTERM / Ctrl-C
     best, last             symlinks to checkpoint dirs, plus best.json / last.json (the same, as data)
 
-A checkpoint is built in `.tmp-<name>/` and renamed into place only after CHECKPOINT.json is
-written, so a crash mid-save never leaves a directory that looks complete. Resume verifies the
+A checkpoint is built in `.tmp-<name>/` and renamed into place only after its manifest is written,
+so a crash mid-save never leaves a directory that looks complete (one temporary folder, one manifest:
+the weights inside are written by model/checkpoint.write_weights without a layer of their own). Resume verifies the
 manifest and falls back, with a warning, to the newest checkpoint that verifies.
 """
 
@@ -25,20 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from affectgpt.files import ManifestError, verify_manifest, write_json_atomic, write_manifest
+from affectgpt.files import (
+    ManifestError,
+    verify_manifest,
+    write_json_atomic,
+    write_manifest,
+)
+from affectgpt.model.checkpoint import MANIFEST, CheckpointError
+
+TRAINING_FORMAT = "affectgpt-training-checkpoint-v1"
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "CHECKPOINT.json"
+LEGACY_MANIFEST = "CHECKPOINT.json"  # training checkpoints written before the one-manifest layout (still resumable)
 TRAINER_STATE = "trainer.json"
 STATE_DIR = "state"
 TMP_PREFIX = ".tmp-"
 NEVER_RESUME = ("never", "", "no", "false")  # train.resume values that mean "start fresh"
 _NAME = re.compile(r"^(epoch|interrupt)_(\d+)$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint directory that is incomplete, corrupt or not a checkpoint."""
 
 
 def epoch_name(epoch: int) -> str:
@@ -51,8 +56,9 @@ def interrupt_name(step: int) -> str:
 
 def verify(directory: Path) -> dict[str, Any]:
     """The trainer state of a complete, intact checkpoint; CheckpointError naming the problem otherwise."""
+    manifest = LEGACY_MANIFEST if (directory / LEGACY_MANIFEST).is_file() else MANIFEST
     try:
-        files = verify_manifest(directory, MANIFEST, "checkpoint")["files"]
+        files = verify_manifest(directory, manifest, "checkpoint")["files"]
     except ManifestError as err:
         raise CheckpointError(str(err)) from None
     if TRAINER_STATE not in files or not any(f.startswith(STATE_DIR + "/") for f in files):
@@ -117,7 +123,7 @@ def begin(run_dir: Path, name: str) -> Path:
 def commit(tmp: Path, trainer_state: dict[str, Any]) -> Path:
     """Write trainer.json and the manifest (last), then rename the temp dir to its final name."""
     write_json_atomic(tmp / TRAINER_STATE, trainer_state)
-    write_manifest(tmp, MANIFEST)
+    write_manifest(tmp, MANIFEST, format=TRAINING_FORMAT)
     final = tmp.with_name(tmp.name[len(TMP_PREFIX) :])
     if final.exists():
         shutil.rmtree(final)

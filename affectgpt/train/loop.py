@@ -29,7 +29,7 @@ from affectgpt.data.synthetic import ensure_demo_dataset, is_demo_root
 from affectgpt.files import append_jsonl, fsync_path
 from affectgpt.metrics.wheel import resolve_wheel
 from affectgpt.model.build import build_model
-from affectgpt.model.checkpoint import save_checkpoint
+from affectgpt.model.checkpoint import save_weights
 from affectgpt.signals import StopFlag
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
@@ -315,9 +315,12 @@ class Trainer:
         acc, st = self.accelerator, self.state
         name = ckpt.epoch_name(st.epoch) if kind == "epoch" else ckpt.interrupt_name(st.global_step)
         tmp = ckpt.tmp_dir(self.run_dir, name)
+        if self.main:
+            ckpt.begin(self.run_dir, name)  # fresh: a save killed earlier left a stale one
+        acc.wait_for_everyone()
         with self._gathered():
             if self.main:
-                save_checkpoint(acc.unwrap_model(self.model), self.cfg, tmp)
+                save_weights(acc.unwrap_model(self.model), self.cfg, tmp)
         acc.wait_for_everyone()
         kwargs = {"exclude_frozen_parameters": True} if acc.state.deepspeed_plugin is not None else {}
         acc.save_state(str(tmp / ckpt.STATE_DIR), **kwargs)
