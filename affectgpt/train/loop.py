@@ -68,6 +68,37 @@ def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 
 class Trainer:
+    """Supervised fine-tuning of AffectGPT (LoRA + modality heads) on MER-Caption+, the official recipe by default.
+
+    Run it (the header of configs/affectgpt_qwen2.5_7b.yaml has the full sequence):
+        accelerate launch train.py                                             # CPU demo, minutes
+        accelerate launch train.py --config configs/affectgpt_qwen2.5_7b.yaml  # the official 7B recipe, one GPU
+        accelerate launch --config_file configs/accelerate/deepspeed_zero2.yaml --num_processes 8 train.py --config ...
+
+    Features, and what each costs:
+    - Distribution: one code path for 1 process, DDP (nccl, or gloo on CPUs) and DeepSpeed ZeRO-2/3 through
+      accelerate. The step's loss is the token mean over all micro-batches and ranks, so 1 x batch 4 == 2 x batch 2.
+      ZeRO-3 shards the frozen 7B weights (~14 GiB less per GPU) for an all-gather per layer per step.
+    - Feature cache (data.feature_cache): frozen CLIP/HuBERT outputs computed once, then read: ~3x faster steps,
+      ~6 KB of disk per sample; the encoders are then not even built.
+    - Chunked loss through the frozen output layer (model.loss_vocab_chunk): never builds the [targets x 151,936]
+      logits (1.7 GiB less in the recipe); exact. Gradient checkpointing (model.gradient_checkpointing): ~3x less
+      activation memory for ~30 % more compute. Mixed precision (train.mixed_precision): fp16 as official, bf16.
+    - Official optimisation: AdamW without decay on biases and norms, constant LR 1e-5 (or warmup + cosine),
+      fixed-iteration epochs (train.iters_per_epoch) or full passes, accumulation, optional clipping.
+    - Per-epoch validation (data.val_dataset): greedy answers to the OV-label question, parsed and scored with the
+      EW metric, exactly as `infer.py --split val` + `evaluate.py run` would; the best epoch is chosen on it, never
+      on a test set. Costs one generation pass over the validation set per epoch (data.val_max_samples caps it).
+    - Bad samples: skipped and counted per epoch (metrics.jsonl: train/n_skipped, reasons) or fatal
+      (data.on_error=raise); never silently replaced.
+    - Checkpoints: trainable weights only (MBs) + accelerate state, one temporary folder and one manifest, renamed
+      into place; keep_last rotation that never deletes best/last; resume=auto continues bit-exactly (optimizer,
+      scheduler, RNG, data position) and falls back past a corrupt checkpoint. SIGTERM / Ctrl-C save at the next
+      step boundary.
+    - Logs: tqdm bar, train_log.jsonl every train.log_every steps, metrics.jsonl per epoch, training_curves.png,
+      wandb (offline by default) or tensorboard (train.report_to).
+    """
+
     def __init__(self, cfg: Config):
         self.cfg = cfg
         t = cfg.train
