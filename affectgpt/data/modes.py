@@ -16,11 +16,11 @@ import typing
 from dataclasses import dataclass
 
 from affectgpt.config import FaceOrFrame
-from affectgpt.data.records import MEDIA_ATTR
+from affectgpt.data.records import STREAMS as STREAM_TABLE
 
-STREAMS = tuple(MEDIA_ATTR)  # "faces", "frames", "audio", "image"
+STREAMS = tuple(STREAM_TABLE)  # "faces", "frames", "audio", "image"
 # Cached frozen-encoder output per stream (feature cache and batch key), float32 [T, D] per sample.
-FEATURE_KEYS = {"faces": "face_feats", "frames": "frame_feats", "audio": "audio_feats", "image": "image_feats"}
+FEATURE_KEYS = {name: s.feature_key for name, s in STREAM_TABLE.items()}
 # The AffectGPT modality placeholders, added to the tokenizer as special tokens after the base vocabulary
 # (affectgpt.model.tokenizer); the model splices each modality token in at its placeholder.
 PLACEHOLDERS = {
@@ -31,7 +31,7 @@ PLACEHOLDERS = {
     "multi": "<MultiHere>",
 }
 # Placeholder (PLACEHOLDERS) -> the stream whose token replaces it; <Multi> fuses two.
-PLACEHOLDER_STREAM = {"face": "faces", "frame": "frames", "audio": "audio", "image": "image"}
+PLACEHOLDER_STREAM = {s.placeholder: name for name, s in STREAM_TABLE.items()}
 
 # Official prompt segments, verbatim. {face} etc. become the placeholder token repeated num_*_query_token
 # times; {subtitle} is the CSV cell as is. The question segment (QUESTION_SEGMENT) always ends the prompt.

@@ -26,8 +26,28 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")  # the bad-sample policies `SkipLog.absorb` implements
-# media key (as `load_sample_media` returns it) -> the Record attribute holding its file
-MEDIA_ATTR = {"faces": "face", "frames": "video", "audio": "audio", "image": "image"}
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One media stream, under every name it goes by (the one table; every other view is derived from it)."""
+
+    name: str  # decoded media key: load_sample_media's output, the batch key of raw media ("faces")
+    record_attr: str  # the Record attribute holding its file ("face")
+    feature_key: str  # the cached frozen-encoder output, feature cache and batch key ("face_feats")
+    placeholder: str  # the prompt placeholder its token replaces (data.modes.PLACEHOLDERS key: "face")
+
+
+STREAMS = {
+    stream.name: stream
+    for stream in (
+        Stream("faces", "face", "face_feats", "face"),
+        Stream("frames", "video", "frame_feats", "frame"),
+        Stream("audio", "audio", "audio_feats", "audio"),
+        Stream("image", "image", "image_feats", "image"),
+    )
+}
+MEDIA_ATTR = {name: s.record_attr for name, s in STREAMS.items()}  # media key -> Record attribute
 
 
 @dataclass

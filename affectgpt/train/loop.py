@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from affectgpt.cache import ensure_cache
 from affectgpt.config import Config, format_config
-from affectgpt.data.dataset import AffectDataset, Collator
+from affectgpt.data.dataset import IGNORE_INDEX, AffectDataset, Collator
 from affectgpt.data.records import SkipLog
 from affectgpt.data.sources import training_records
 from affectgpt.data.synthetic import ensure_demo_dataset, is_demo_root
@@ -40,7 +40,6 @@ from affectgpt.train.validate import PREDICTIONS_FILE, validate, write_predictio
 
 logger = logging.getLogger("affectgpt.train")
 SCORE_KEY = "val/avg-L1/f1"
-IGNORE_INDEX = -100
 
 
 @dataclass
