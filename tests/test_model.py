@@ -97,10 +97,17 @@ def test_chunked_vocabulary_loss_gives_the_plain_loss_and_gradients(demo):
         results.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     (fused_loss, fused_grads), (plain_loss, plain_grads) = results
     model.loss_vocab_chunk = default_chunk
-    torch.testing.assert_close(fused_loss, plain_loss, rtol=1e-6, atol=1e-6)
+    # The code runs both paths in fp32 only (fp32 logits by design), so the tolerance is derived: each lse sums
+    # V = 151,936 exp terms in fp32 in a different order (chunks of 2048 + a running rescale vs one reduction);
+    # rounding gives a relative error of about sqrt(V) * 2^-24 = 2.3e-5 in the sum, i.e. an absolute 2.3e-5 in
+    # lse and in the loss (seen: 19.717100 vs 19.717125). atol = 4x that; rtol = 0 (the error is absolute).
+    sum_error = np.sqrt(model.causal_lm.config.vocab_size) * 2.0**-24
+    torch.testing.assert_close(fused_loss, plain_loss, rtol=0, atol=4 * sum_error)
     assert fused_grads.keys() == plain_grads.keys() and any("lora_B" in n for n in fused_grads)
-    for name, grad in fused_grads.items():  # float32 summation order differs: compare norms
-        assert (grad - plain_grads[name]).norm() <= 1e-4 * plain_grads[name].norm(), name
+    # dL/dh = (softmax - onehot) / N: each probability carries that relative 2.3e-5 error, so the norms agree
+    # to it; the same 4x margin
+    for name, grad in fused_grads.items():
+        assert (grad - plain_grads[name]).norm() <= 4 * sum_error * plain_grads[name].norm(), name
 
 
 def test_splice_puts_projector_outputs_at_placeholders_and_token_embeddings_elsewhere(demo):
