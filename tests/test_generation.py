@@ -107,6 +107,17 @@ def test_eos_ids_are_both_qwen_end_tokens(folder_model):
     assert eos_token_ids(tok) == [IM_END, END_OF_TEXT]
 
 
+def test_eos_ids_skip_tokens_the_vocabulary_lacks():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    for unk in ("[UNK]", None):
+        vocab = {"[UNK]": 0, "</s>": 1, "hi": 2} if unk else {"</s>": 0, "hi": 1}
+        backend = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+        tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token=unk)
+        assert eos_token_ids(tok) == [vocab["</s>"]]  # neither the unk id nor None for the missing Qwen tokens
+
+
 def test_generation_config_holds_the_official_settings():
     greedy = generation_config(30, False, 0.5, 0.5, 7, [IM_END, END_OF_TEXT], IM_END)
     sample = generation_config(1200, True, 1.0, 0.9, OFFICIAL_TOP_K, [IM_END, END_OF_TEXT], IM_END)

@@ -133,6 +133,60 @@ def test_splice_puts_projector_outputs_at_placeholders_and_token_embeddings_else
     assert torch.equal(embeds[~placeholder], table[ids[~placeholder]])
 
 
+def test_placeholder_ids_are_looked_up_as_id_0(demo):
+    """Official: the embedding matrix is not resized; placeholder ids become id 0 before the lookup."""
+    _, model, tok, batch, _ = demo
+    seen = []
+    hook = model.causal_lm.get_input_embeddings().register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            model.embed(batch)
+    finally:
+        hook.remove()
+    ids = batch["input_ids"]
+    placeholder = torch.zeros_like(ids, dtype=torch.bool)
+    for token in PLACEHOLDERS.values():
+        placeholder |= ids == tok.convert_tokens_to_ids(token)
+    assert placeholder.sum() == 3 * 3 and len(seen) == 1
+    assert torch.equal(seen[0][placeholder], torch.zeros(9, dtype=torch.long))
+    assert torch.equal(seen[0][~placeholder], ids[~placeholder])
+    # an embedding table smaller than the placeholder ids works (it is never indexed with them)
+    small = torch.nn.Embedding(10, 4)
+    face_id = tok.convert_tokens_to_ids(PLACEHOLDERS["face"])
+    out = splice_embeddings(torch.tensor([[3, face_id, 4]]), small, {face_id: torch.ones(1, 1, 4)}, {"face": face_id})
+    torch.testing.assert_close(out[0], torch.stack([small.weight[3], torch.ones(4), small.weight[4]]))
+
+
+def test_frames_share_the_video_weights_and_feed_the_image_token(demo):
+    _, model, tok, _, _ = demo
+    text = "###Human: <Video><FrameHere></Video> <Video><FaceHere></Video> <Image><ImageHere></Image> ###Assistant: "
+    ids = tok([text, text], add_special_tokens=False, return_tensors="pt").input_ids
+    feats = torch.randn(2, 8, model.heads.affectgpt_proj.in_features, generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "frame_feats": feats, "face_feats": feats}
+    with torch.no_grad():
+        embeds = model.embed(batch)
+        video = model.heads.affectgpt_proj(model.heads.video_attention_mlp(feats).mul(feats).sum(1))  # §1.2 by hand
+        image = model.heads.image_llama_proj(feats.mean(1))
+    at = {m: (ids == tok.convert_tokens_to_ids(PLACEHOLDERS[m])).int().argmax(1) for m in ("frame", "face", "image")}
+    rows = torch.arange(2)
+    torch.testing.assert_close(embeds[rows, at["frame"]], video, rtol=1e-5, atol=1e-6)  # fp32, other summation order
+    torch.testing.assert_close(embeds[rows, at["face"]], embeds[rows, at["frame"]], rtol=0, atol=0)
+    torch.testing.assert_close(embeds[rows, at["image"]], image, rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_without_targets_or_encoders_is_refused(demo):
+    _, model, _, batch, _ = demo
+    no_targets = dict(batch, labels=torch.full_like(batch["labels"], -100))
+    with pytest.raises(ValueError, match=r"no target tokens .*" + batch["names"][0]):
+        model(no_targets)
+    saved, model.audio_encoder = model.audio_encoder, None
+    try:
+        with pytest.raises(ValueError, match="raw 'audio' but the model was built without its encoder; pass 'audio_feats'"):
+            model(batch)
+    finally:
+        model.audio_encoder = saved
+
+
 def test_official_attention_pooling_and_prefusion_formulas():
     torch.manual_seed(0)
     heads = ModalityHeads(visual_dim=6, audio_dim=10, llm_dim=5, num_video_query_token=2)
@@ -186,7 +240,7 @@ def test_generate_batched_left_padding(demo):
     assert len(set(lengths.tolist())) > 1  # padding is exercised
     texts = model.generate(gen_batch, max_new_tokens=6)
     assert len(texts) == 3 and all(isinstance(t, str) and t for t in texts)
-    singles = [model.generate({k: (v[i : i + 1] if torch.is_tensor(v) else v[i : i + 1]) for k, v in gen_batch.items() if k != "n_dropped"}, max_new_tokens=6)[0] for i in range(3)]  # fmt: skip
+    singles = [model.generate({k: v[i : i + 1] for k, v in gen_batch.items() if k != "n_dropped"}, max_new_tokens=6)[0] for i in range(3)]  # fmt: skip
     assert singles == texts
     # a training batch works too: its target tokens are dropped, leaving the prompt
     train_feats = {k: v for k, v in batch.items() if k not in ("faces", "audio")}
@@ -233,7 +287,7 @@ def test_hubert_normalisation_matches_feature_extractor():
 
 
 def test_real_folder_layout_loads_through_the_7b_code_path(tmp_path, demo):
-    cfg, tiny_model, tok, batch, _ = demo
+    cfg, _, tok, batch, _ = demo
     m = cfg.model
     models = tmp_path / "models"
     llm = Qwen2ForCausalLM(tiny_config("llm", m))

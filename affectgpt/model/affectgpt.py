@@ -112,13 +112,11 @@ def generation_config(
     """Every decoding setting of the official call (§7.1), explicit, so none comes from the LLM folder.
 
     repetition/length penalty 1.0, one beam, min_length 1 (a no-op with inputs_embeds: HF counts the prompt
-    toward it, in 4.49 as in 5.x), no forced bos/eos. Greedy gets neutral sampling values (unused).
+    toward it, in 4.49 as in 5.x), no forced bos/eos. Greedy leaves the sampling knobs unset (unused).
     """
-    if do_sample:
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k}
-    else:
-        sampling = {"do_sample": False, "temperature": 1.0, "top_p": 1.0, "top_k": 50}
+    sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k} if do_sample else {}
     return GenerationConfig(
+        do_sample=do_sample,
         max_new_tokens=max_new_tokens,
         min_length=1,
         num_beams=1,
@@ -128,7 +126,6 @@ def generation_config(
         eos_token_id=list(eos_ids),
         pad_token_id=pad_id,
         num_return_sequences=1,
-        use_cache=True,
         **sampling,
     )
 
