@@ -220,6 +220,11 @@ def test_placeholder_count_and_contiguity_errors_name_the_sample(demo):
     embedding = torch.nn.Embedding(10, 4)
     with pytest.raises(PlaceholderError, match=r"sample 0 \('x'\).*not contiguous"):
         splice_embeddings(ids, embedding, tokens, {"face": face_id}, ["x"])
+    with pytest.raises(PlaceholderError, match=r"^sample 0: the 2 x <FaceHere> placeholders are not contiguous"):
+        splice_embeddings(ids, embedding, tokens, {"face": face_id})  # no names: the index alone
+    two = torch.tensor([[face_id, face_id, 1, 2, 3], [5, face_id, 7, face_id, 9]])
+    with pytest.raises(PlaceholderError, match=r"^sample 1: .*positions 1\.\.3\)$"):
+        splice_embeddings(two, embedding, {face_id: torch.zeros(2, 2, 4)}, {"face": face_id}, ["only-one-name"])
 
 
 def test_precomputed_features_skip_the_encoders(demo):

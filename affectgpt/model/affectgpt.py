@@ -286,18 +286,10 @@ class AffectGPT(nn.Module):
                 stopping_criteria=self._stopping(),
             )
 
-    def generate(
-        self,
-        batch: dict[str, Any],
-        max_new_tokens: int = 256,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 0.9,
-        top_k: int = OFFICIAL_TOP_K,
-    ) -> list[str]:
-        """Answers for a batch of prompts: `generate_ids`, then cut at eos, cut at "###", strip (§7.1)."""
-        out = self.generate_ids(batch, max_new_tokens, do_sample, temperature, top_p, top_k)
-        return [self._postprocess(row) for row in out.tolist()]
+    def generate(self, batch: dict[str, Any], **settings: Any) -> list[str]:
+        """Answers for a batch of prompts: `generate_ids(batch, **settings)`, then cut at eos, cut at "###",
+        strip (§7.1)."""
+        return [self._postprocess(row) for row in self.generate_ids(batch, **settings).tolist()]
 
     def _postprocess(self, ids: list[int]) -> str:
         """Official decoding: cut at the first eos id, decode, cut at "###", keep what follows "Assistant:", strip."""
