@@ -163,6 +163,16 @@ def test_qformer_sizes_positions_and_forward():
         pool(torch.randn(1, 6, 6))
 
 
+def test_qformer_queries_start_small_as_blip2():
+    """Learned queries ~ N(0, initializer_range = 0.02), the BLIP-2 / BERT initialisation."""
+    torch.manual_seed(0)
+    pool = QFormerPool(input_dim=6, n_queries=500, max_positions=5, hidden=64, heads=2, layers=1)
+    assert pool.qformer.config.initializer_range == 0.02
+    queries = pool.query_tokens.detach().double()
+    # 32,000 draws: the std estimate is within ~0.4 % (1 / sqrt(2 n)), the mean within 0.02 / sqrt(n) ~ 1e-4
+    assert abs(queries.std().item() - 0.02) < 0.001 and abs(queries.mean().item()) < 6e-4
+
+
 def test_qformer_heads_pool_then_project():
     torch.manual_seed(0)
     heads = ModalityHeads(6, 10, 5, "qformer", "qformer", "qformer", 2, 3, 4, qformer_hidden=8, qformer_heads=2,
