@@ -174,6 +174,27 @@ def test_frames_share_the_video_weights_and_feed_the_image_token(demo):
     torch.testing.assert_close(embeds[rows, at["image"]], image, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("mode", "visual"), [("multiface_audio_face_text", "face_feats"),
+                                             ("multiframe_audio_frame_text", "frame_feats")])  # fmt: skip
+def test_the_multi_token_fuses_the_visual_stream_its_mode_names(demo, mode, visual):
+    """§1.3: the pre-fusion takes faces for multiface* modes and frames for multiframe* modes."""
+    _, model, tok, _, _ = demo
+    ids = tok(["###Human: <Multi><MultiHere></Multi> ###Assistant: "], add_special_tokens=False, return_tensors="pt").input_ids
+    g = torch.Generator().manual_seed(1)
+    dims = model.heads.affectgpt_proj.in_features, model.heads.audio_llama_proj.in_features
+    feats = {"face_feats": torch.randn(1, 8, dims[0], generator=g), "frame_feats": torch.randn(1, 8, dims[0], generator=g),
+             "audio_feats": torch.randn(1, 8, dims[1], generator=g)}  # fmt: skip
+    saved, model.face_or_frame = model.face_or_frame, mode
+    try:
+        with torch.no_grad():
+            embeds = model.embed({"input_ids": ids, **feats})
+            expected = model.heads.multi_tokens(feats[visual], feats["audio_feats"])[0, 0]
+    finally:
+        model.face_or_frame = saved
+    at = int((ids[0] == tok.convert_tokens_to_ids(PLACEHOLDERS["multi"])).int().argmax())
+    torch.testing.assert_close(embeds[0, at], expected, rtol=0, atol=0)
+
+
 def test_a_batch_without_targets_or_encoders_is_refused(demo):
     _, model, _, batch, _ = demo
     no_targets = dict(batch, labels=torch.full_like(batch["labels"], -100))
