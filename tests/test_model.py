@@ -251,6 +251,7 @@ def test_placeholder_count_and_contiguity_errors_name_the_sample(demo):
 def test_precomputed_features_skip_the_encoders(demo):
     _, model, _, batch, _ = demo
     model.eval()
+    assert model.device == torch.device("cpu")  # where the batch tensors are moved: the LLM's device
     with torch.no_grad():
         feats = {"face_feats": model.visual_encoder(batch["faces"]), "audio_feats": model.audio_encoder(batch["audio"])}
         text_only = {k: v for k, v in batch.items() if k not in ("faces", "audio")}
