@@ -13,21 +13,34 @@ frozen head the loss is also chunked over the vocabulary (model/fused_loss.py).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import StoppingCriteriaList, StopStringCriteria
+from transformers import GenerationConfig, StoppingCriteriaList, StopStringCriteria
 
-from affectgpt.data.modes import FEATURE_KEYS, PLACEHOLDER_STREAM, get_mode
+from affectgpt.data.dataset import IGNORE_INDEX
+from affectgpt.data.modes import (
+    FEATURE_KEYS,
+    PLACEHOLDER_STREAM,
+    PLACEHOLDERS,
+    get_mode,
+)
 from affectgpt.model.encoders import AudioEncoder, VisualEncoder
 from affectgpt.model.fused_loss import output_cross_entropy
 from affectgpt.model.fusion import ModalityHeads
-from affectgpt.data.modes import PLACEHOLDERS
 from affectgpt.model.tokenizer import placeholder_ids
 
-IGNORE_INDEX = -100
 STOP_STRING = "###"  # official answers end with "###" (target text = answer + '###')
+ANSWER_MARK = "Assistant:"  # official decoding keeps the text after the last one (if the model wrote any)
+# Qwen2.5-7B-Instruct's generation_config.json stops on [<|im_end|>, <|endoftext|>] (151645, 151643), and the
+# official generate inherits that list; taken from the tokenizer by token string.
+EOS_TOKENS = ("<|im_end|>", "<|endoftext|>")
+# The official call passes no top_k, so transformers 4.49 keeps the LLM folder's (Qwen2.5-7B-Instruct: 20):
+# its generate() starts from model.generation_config and overrides only the passed keys. Sampling only.
+OFFICIAL_TOP_K = 20
 # batch key of raw media / of precomputed encoder features, per placeholder stream (face, frame, audio, image)
 MEDIA_KEYS = {name: (stream, FEATURE_KEYS[stream]) for name, stream in PLACEHOLDER_STREAM.items()}
 
@@ -86,6 +99,53 @@ def left_pad(input_ids: torch.Tensor, keep: torch.Tensor, pad_id: int) -> tuple[
         out[i, width - n :] = input_ids[i][keep[i]]
         mask[i, width - n :] = 1
     return out, mask
+
+
+def eos_token_ids(tokenizer: Any) -> list[int]:
+    """The tokenizer's eos id and those of EOS_TOKENS that the vocabulary has, in that order, no repeats."""
+    ids = [tokenizer.eos_token_id]
+    unk = getattr(tokenizer, "unk_token_id", None)
+    for token in EOS_TOKENS:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is not None and token_id != unk:
+            ids.append(token_id)
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
+def generation_config(
+    max_new_tokens: int, do_sample: bool, temperature: float, top_p: float, top_k: int, eos_ids: list[int], pad_id: int
+) -> GenerationConfig:
+    """Every decoding setting of the official call (§7.1), explicit, so none comes from the LLM folder.
+
+    repetition/length penalty 1.0, one beam, min_length 1 (a no-op with inputs_embeds: HF counts the prompt
+    toward it, in 4.49 as in 5.x), no forced bos/eos. Greedy leaves the sampling knobs unset (unused).
+    """
+    sampling = {"temperature": temperature, "top_p": top_p, "top_k": top_k} if do_sample else {}
+    return GenerationConfig(
+        do_sample=do_sample,
+        max_new_tokens=max_new_tokens,
+        min_length=1,
+        num_beams=1,
+        repetition_penalty=1.0,
+        length_penalty=1.0,
+        no_repeat_ngram_size=0,
+        eos_token_id=list(eos_ids),
+        pad_token_id=pad_id,
+        num_return_sequences=1,
+        **sampling,
+    )
+
+
+@contextlib.contextmanager
+def blank_generation_config(lm: nn.Module) -> Iterator[None]:
+    """Hide `lm.generation_config` during a call: transformers fills every setting our config leaves None
+    (min_p, suppress_tokens, bad_words_ids, ...) from it, i.e. from the LLM folder's generation_config.json."""
+    saved = lm.generation_config
+    lm.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        lm.generation_config = saved
 
 
 class AffectGPT(nn.Module):
@@ -200,17 +260,19 @@ class AffectGPT(nn.Module):
         return StoppingCriteriaList([self._stop_criteria])
 
     @torch.no_grad()
-    def generate(
+    def generate_ids(
         self,
         batch: dict[str, Any],
         max_new_tokens: int = 256,
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float = 0.9,
-    ) -> list[str]:
-        """Answers for a batch of prompts (any padding; target tokens, if labels are given, are dropped).
+        top_k: int = OFFICIAL_TOP_K,
+    ) -> torch.Tensor:
+        """[B, <= max_new_tokens] new token ids (rows that stopped early are padded with the pad id).
 
-        Stops on eos and on "###"; the text is cut at eos, cut at "###" and stripped (official §7.1).
+        Any padding in; target tokens, if labels are given, are dropped. Stops on the eos ids and on "###".
+        Only the settings passed here (and the official constants) apply: see `generation_config`.
         """
         ids = batch["input_ids"].to(self.device)
         keep = batch["attention_mask"].to(self.device).bool()
@@ -219,24 +281,25 @@ class AffectGPT(nn.Module):
         pad_id = self.tokenizer.pad_token_id
         ids, attention_mask = left_pad(ids, keep, pad_id)
         embeds = self.embed(batch, ids)
-        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
-        eos = self.tokenizer.eos_token_id
-        out = self.llama_model.generate(
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=eos,
-            pad_token_id=pad_id,
-            stopping_criteria=self._stopping(),
-            num_beams=1,
-            top_k=None,
-            **sampling,
+        config = generation_config(
+            max_new_tokens, do_sample, temperature, top_p, top_k, eos_token_ids(self.tokenizer), pad_id
         )
-        return [self._postprocess(row) for row in out.tolist()]
+        with blank_generation_config(self.causal_lm):
+            return self.llama_model.generate(
+                inputs_embeds=embeds,
+                attention_mask=attention_mask,
+                generation_config=config,
+                stopping_criteria=self._stopping(),
+            )
+
+    def generate(self, batch: dict[str, Any], **settings: Any) -> list[str]:
+        """Answers for a batch of prompts: `generate_ids(batch, **settings)`, then cut at eos, cut at "###",
+        strip (§7.1)."""
+        return [self._postprocess(row) for row in self.generate_ids(batch, **settings).tolist()]
 
     def _postprocess(self, ids: list[int]) -> str:
-        eos = self.tokenizer.eos_token_id
-        if eos in ids:
-            ids = ids[: ids.index(eos)]
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        return text.split(STOP_STRING)[0].strip()
+        """Official decoding: cut at the first eos id, decode, cut at "###", keep what follows "Assistant:", strip."""
+        eos = set(eos_token_ids(self.tokenizer))
+        end = next((i for i, token in enumerate(ids) if token in eos), len(ids))
+        text = self.tokenizer.decode(ids[:end], skip_special_tokens=True)
+        return text.split(STOP_STRING)[0].split(ANSWER_MARK)[-1].strip()

@@ -8,6 +8,12 @@ Official behaviour reproduced (reference §1.1):
 - CLIP: stock CLIP preprocessing (resize shortest side to 224 bicubic, center crop 224, /255,
   OpenAI mean/std read from the processor config), then `get_image_features` = projected CLS.
 - HuBERT: mean of the last 4 hidden states, then mean over time -> one 1024-d vector per 2-s clip.
+  "Last 4" as transformers 4.49 (the official pin) returns them: for a stable-layer-norm HuBERT
+  (HuBERT-large, chinese-hubert-large) its last `hidden_states` entry is the output AFTER the
+  encoder's final LayerNorm, while transformers 5.x returns the last layer's output before it (the
+  norm only reaches `last_hidden_state`). Both versions return num_hidden_layers + 1 states and agree
+  on all but the last, so we average `hidden_states[-4:-1]` + `last_hidden_state`: the official
+  features under either convention (and for non-stable HuBERTs, where the two are the same tensor).
   Input normalisation: the official code passes the (B*8, 32000) block as ONE unbatched tensor to
   Wav2Vec2FeatureExtractor, so when `do_normalize` is set the zero-mean/unit-variance statistics
   are joint over the whole batch (batch 3 in training, batch 1 = the sample's 8 clips at
@@ -20,10 +26,12 @@ Official behaviour reproduced (reference §1.1):
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
-from torchvision.transforms.v2 import functional as tvF
 from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as tvF
 
 # HF's Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm epsilon.
 _AUDIO_EPS = 1e-7
@@ -39,7 +47,7 @@ def freeze(module: nn.Module) -> nn.Module:
 class _FrozenEncoder(nn.Module):
     """Keeps the wrapped backbone in eval mode whatever `.train()` the parent model receives."""
 
-    def train(self, mode: bool = True) -> "_FrozenEncoder":
+    def train(self, mode: bool = True) -> _FrozenEncoder:
         super().train(False)
         return self
 
@@ -113,9 +121,13 @@ class AudioEncoder(_FrozenEncoder):
         super().__init__()
         if norm not in AUDIO_NORMS:
             raise ValueError(f"audio norm must be one of {AUDIO_NORMS}, got {norm!r}")
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1 (hidden states averaged), got {n_layers}")
         self.hubert = freeze(hubert)
         self.sampling_rate = int(feature_extractor.sampling_rate)
         self.norm = norm if feature_extractor.do_normalize else "none"
+        # Official: 4. A model with fewer layers averages all num_hidden_layers + 1 states (the official
+        # slice [-4:] takes whatever there is), the embedding-side input state included.
         self.n_layers = n_layers
 
     @property
@@ -140,6 +152,17 @@ class AudioEncoder(_FrozenEncoder):
         x = self.normalize(audio).reshape(b * t, s)
         dtype = next(self.hubert.parameters()).dtype
         out = self.hubert(input_values=x.to(dtype), output_hidden_states=True)
-        # Official: last 4 of all hidden states; tiny test models may have fewer than 4 layers.
-        layers = torch.stack(out.hidden_states[-self.n_layers :], dim=0).mean(dim=0)
-        return layers.mean(dim=1).float().reshape(b, t, -1)
+        return self.pool_layers(out).mean(dim=1).float().reshape(b, t, -1)
+
+    def pool_layers(self, out: Any) -> torch.Tensor:
+        """[N, frames, hidden]: mean of the last `n_layers` hidden states, the post-norm state as the last."""
+        states = out.hidden_states
+        expected = int(self.hubert.config.num_hidden_layers) + 1
+        if len(states) != expected:  # another convention than 4.49 / 5.x: refuse rather than mis-average
+            raise RuntimeError(
+                f"HuBERT returned {len(states)} hidden states, expected num_hidden_layers + 1 = {expected} "
+                f"(transformers convention changed?); the last-{self.n_layers}-layer average would be wrong"
+            )
+        chosen = list(states[-self.n_layers :])
+        chosen[-1] = out.last_hidden_state  # post-final-LayerNorm (4.49's last entry; 5.x keeps it apart)
+        return torch.stack(chosen, dim=0).mean(dim=0)
