@@ -38,7 +38,8 @@ from affectgpt.files import append_jsonl, sha256_file, write_bytes_atomic
 logger = logging.getLogger(__name__)
 
 # Bump when encoder pre/post-processing code changes the numbers (old caches are then refused).
-CODE_VERSION = 1
+# 2: HuBERT's 4th averaged state is the post-final-LayerNorm one (the official transformers-4.49 convention).
+CODE_VERSION = 2
 # Bump when frame / face / audio-clip sampling rules in affectgpt.data.media change.
 # 2: official audio clip starts (exact Fraction arithmetic), per-clip mean removal, resample-then-average channels,
 #    cv2 face resize; images resized by PIL (bicubic).

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache
 
-from affectgpt.model.affectgpt import IGNORE_INDEX, STOP_STRING, left_pad
+from affectgpt.data.dataset import IGNORE_INDEX
+from affectgpt.model.affectgpt import STOP_STRING, left_pad
 from affectgpt.model.fused_loss import can_fuse
 
 # Nucleus candidates tried before a full sort of the vocabulary: top-k of the first size that holds top_p of
