@@ -162,11 +162,12 @@ def test_frames_share_the_video_weights_and_feed_the_image_token(demo):
     text = "###Human: <Video><FrameHere></Video> <Video><FaceHere></Video> <Image><ImageHere></Image> ###Assistant: "
     ids = tok([text, text], add_special_tokens=False, return_tensors="pt").input_ids
     feats = torch.randn(2, 8, model.heads.affectgpt_proj.in_features, generator=torch.Generator().manual_seed(0))
-    batch = {"input_ids": ids, "frame_feats": feats, "face_feats": feats}
+    image_feats = feats[:, :1]  # the image stream: one CLIP vector per image (data/modes.py "image")
+    batch = {"input_ids": ids, "frame_feats": feats, "face_feats": feats, "image_feats": image_feats}
     with torch.no_grad():
         embeds = model.embed(batch)
         video = model.heads.affectgpt_proj(model.heads.video_attention_mlp(feats).mul(feats).sum(1))  # §1.2 by hand
-        image = model.heads.image_llama_proj(feats.mean(1))
+        image = model.heads.image_llama_proj(image_feats[:, 0])
     at = {m: (ids == tok.convert_tokens_to_ids(PLACEHOLDERS[m])).int().argmax(1) for m in ("frame", "face", "image")}
     rows = torch.arange(2)
     torch.testing.assert_close(embeds[rows, at["frame"]], video, rtol=1e-5, atol=1e-6)  # fp32, other summation order
