@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export WANDB_MODE := offline
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup system-deps demo test lint bench clean
 
 setup: system-deps $(STAMP)
 
@@ -41,7 +41,12 @@ demo: setup
 	$(PY) infer.py --ckpt checkpoints/demo --split test --out-dir results/demo/test
 	$(PY) evaluate.py run --results-dir results/demo/test --extractor parser --demo-wheel
 
-test: setup
+# Style first (seconds): ruff's formatter and linter, line length 120 (pyproject.toml [tool.ruff]).
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest -q
 
 bench: setup

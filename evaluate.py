@@ -168,20 +168,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ValueError(f"no answer files in {args.results_dir} (expected <Dataset>.jsonl/.csv from infer.py)")
     wheel = _run_wheel(args, sets)
     roots = load_config(args.data_roots_from).data.unibench_roots if args.data_roots_from else {}
-    llm_options = {"batch_size": args.llm_batch_size, "max_new_tokens": args.llm_max_new_tokens,
-                   "official_sampling": args.official_sampling, "seed": args.seed, "backend": args.backend}  # fmt: skip
+    llm_options = {
+        "batch_size": args.llm_batch_size,
+        "max_new_tokens": args.llm_max_new_tokens,
+        "official_sampling": args.official_sampling,
+        "seed": args.seed,
+        "backend": args.backend,
+    }
     _extractor_defaults(args, sets)
     extractor = LabelExtractor(
-        args.extractor, cache_dir=args.cache_dir or Path(args.results_dir) / ".extract-cache",
-        wheel_dir=wheel.directory, llm_path=args.llm, llm_options=llm_options,
-    )  # fmt: skip
+        args.extractor,
+        cache_dir=args.cache_dir or Path(args.results_dir) / ".extract-cache",
+        wheel_dir=wheel.directory,
+        llm_path=args.llm,
+        llm_options=llm_options,
+    )
     out_dir = Path(args.out_dir or Path(args.results_dir) / f"eval-{args.extractor}")
     out_dir.mkdir(parents=True, exist_ok=True)
     scores, ew, extraction, problems = {}, {}, {}, []
     for rs in sets:
         try:
             if rs.is_unibench:
-                result, extraction[rs.dataset] = score_unibench_set(rs, extractor, wheel, out_dir, roots, args.allow_missing)
+                result, extraction[rs.dataset] = score_unibench_set(
+                    rs, extractor, wheel, out_dir, roots, args.allow_missing
+                )
             else:
                 result, extraction[rs.dataset] = score_ov_set(rs, extractor, wheel, out_dir)
         except (DataError, ValueError, KeyError) as err:
@@ -247,16 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
     uni.set_defaults(func=cmd_unibench)
 
     run = commands.add_parser(
-        "run", help="infer.py outputs -> OV-label extraction -> MER-UniBench table (and EW scores)",
-        description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+        "run",
+        help="infer.py outputs -> OV-label extraction -> MER-UniBench table (and EW scores)",
+        description=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--results-dir", required=True, help="folder of infer.py answer files")
-    run.add_argument("--extractor", choices=["parser", "lexicon", "llm"],
-                     help="OV-label extractor (default: eval.extractor of the run's config, else parser)")  # fmt: skip
-    run.add_argument("--llm", help="extractor LLM folder (default: eval.extractor_llm, else models/Qwen2.5-7B-Instruct)")
+    run.add_argument(
+        "--extractor",
+        choices=["parser", "lexicon", "llm"],
+        help="OV-label extractor (default: eval.extractor of the run's config, else parser)",
+    )
+    run.add_argument(
+        "--llm", help="extractor LLM folder (default: eval.extractor_llm, else models/Qwen2.5-7B-Instruct)"
+    )
     run.add_argument("--llm-batch-size", type=int, default=8, help="prompts per LLM call (official 8)")
     run.add_argument("--llm-max-new-tokens", type=int, default=512, help="official 512")
-    run.add_argument("--official-sampling", action="store_true", help="LLM: official T 0.7 / top-p 0.8 sampling (default greedy)")
+    run.add_argument(
+        "--official-sampling", action="store_true", help="LLM: official T 0.7 / top-p 0.8 sampling (default greedy)"
+    )
     run.add_argument("--seed", type=int, default=0, help="LLM sampling seed")
     run.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"], help="LLM backend")
     run.add_argument("--config", help="YAML config: eval.wheel_dir / data.root locate the wheel")

@@ -31,22 +31,34 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to answer")
     what.add_argument("--split", choices=["val", "test"], help="val: the run's validation records; test: MER-UniBench")
     what.add_argument("--dataset", help="dataset name(s), comma-separated: a MER-UniBench set or a MER2025 label set")
-    what.add_argument("--data-root", help="the dataset's folder (default: data.unibench_roots / data.root of the config)")
+    what.add_argument(
+        "--data-root", help="the dataset's folder (default: data.unibench_roots / data.root of the config)"
+    )
     what.add_argument("--video", help="single-clip mode: answer for this video and print it")
     what.add_argument("--audio", help="single-clip mode: audio file (default: the video's sound track)")
     what.add_argument("--face", help="single-clip mode: face crops .npy (default: use video frames)")
     what.add_argument("--subtitle", default="", help="single-clip mode: the subtitle text")
     what.add_argument("--image", help="single-image mode (face_or_frame=image): answer for this image and print it")
-    what.add_argument("--question", default="ovlabel",
-                      help="ovlabel (default), description, sentiment, onehot, onehot-candidates, valence, or any text")  # fmt: skip
+    what.add_argument(
+        "--question",
+        default="ovlabel",
+        help="ovlabel (default), description, sentiment, onehot, onehot-candidates, valence, or any text",
+    )
     gen = p.add_argument_group("generation")
-    gen.add_argument("--batch-size", type=int, help="default: train.val_batch_size for --split val, else eval.batch_size")
-    gen.add_argument("--max-new-tokens", type=int, help="default: train.val_max_new_tokens for --split val, else eval.max_new_tokens")
+    gen.add_argument(
+        "--batch-size", type=int, help="default: train.val_batch_size for --split val, else eval.batch_size"
+    )
+    gen.add_argument(
+        "--max-new-tokens", type=int, help="default: train.val_max_new_tokens for --split val, else eval.max_new_tokens"
+    )
     mode = gen.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="greedy decoding (the default)")
     mode.add_argument("--sample", action="store_true", help="sample with --temperature / --top-p")
-    mode.add_argument("--official-sampling", action="store_true",
-                      help="the official settings: sampling, temperature 1.0, top-p 0.9, 1200 new tokens")  # fmt: skip
+    mode.add_argument(
+        "--official-sampling",
+        action="store_true",
+        help="the official settings: sampling, temperature 1.0, top-p 0.9, 1200 new tokens",
+    )
     gen.add_argument("--temperature", type=float, help="sampling temperature (implies --sample)")
     gen.add_argument("--top-p", type=float, help="nucleus sampling mass (implies --sample)")
     gen.add_argument("--seed", type=int, help="sampling seed (default: train.seed of the config)")
@@ -104,8 +116,11 @@ def run_single_clip(args, cfg, ckpt, question, settings) -> int:
             raise ValueError("--image answers for the image alone: its prompt holds no audio, faces or subtitle")
         record = image_record(args.image)
         if cfg.model.face_or_frame != "image":  # as official: image_llama_proj gets no gradient in video training
-            print(f"warning: this checkpoint was trained with face_or_frame={cfg.model.face_or_frame}; its image "
-                  "projection (image_llama_proj) was never trained, so image answers are not meaningful", file=sys.stderr)  # fmt: skip
+            print(
+                f"warning: this checkpoint was trained with face_or_frame={cfg.model.face_or_frame}; its image "
+                "projection (image_llama_proj) was never trained, so image answers are not meaningful",
+                file=sys.stderr,
+            )
         cfg.model.face_or_frame = "image"
     else:
         if "image" in get_mode(cfg.model.face_or_frame).streams:
@@ -115,15 +130,17 @@ def run_single_clip(args, cfg, ckpt, question, settings) -> int:
             print(f"no --face given: reading video frames ({cfg.model.face_or_frame})", file=sys.stderr)
     device = pick_device(args.device)
     model, tokenizer = load_model(cfg, ckpt, device)
-    print(answer_clip(model, tokenizer, cfg, record, question, settings, autocast_for(cfg.train.mixed_precision, device)))
+    print(
+        answer_clip(model, tokenizer, cfg, record, question, settings, autocast_for(cfg.train.mixed_precision, device))
+    )
     return 0
 
 
 def run_datasets(args, cfg, ckpt, settings) -> int:
-    from affectgpt.data.records import SkipLog
-    from affectgpt.infer.generate import resolve_question
     from affectgpt.cache import build_cache
+    from affectgpt.data.records import SkipLog
     from affectgpt.data.sources import VAL, select_record_sets
+    from affectgpt.infer.generate import resolve_question
     from affectgpt.infer.runner import default_out_dir, load_model
     from affectgpt.model.device import autocast_for, pick_device
     from affectgpt.signals import StopFlag
@@ -166,29 +183,54 @@ def _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenize
 
     path = Path(args.out) if args.out else out_dir / f"{rs.label}.jsonl"
     meta = {
-        "dataset": rs.label, "task": rs.task, "data_root": str(Path(rs.root).resolve()), "split": args.split,
-        "checkpoint": str(ckpt), "question": question,
+        "dataset": rs.label,
+        "task": rs.task,
+        "data_root": str(Path(rs.root).resolve()),
+        "split": args.split,
+        "checkpoint": str(ckpt),
+        "question": question,
         "generation": {k: v for k, v in settings.to_dict().items() if k != "batch_size"},
-        "batch_size": settings.batch_size, "n_records": len(rs.records), "config": absolute_config(cfg),
-    }  # fmt: skip
+        "batch_size": settings.batch_size,
+        "n_records": len(rs.records),
+        "config": absolute_config(cfg),
+    }
     writer = ResultWriter(path, meta)
     print(f"{rs.label}: {len(rs.records)} samples -> {path}", flush=True)
     try:
-        report = run_inference(model, tokenizer, cfg, rs.records, writer, question, settings, autocast=autocast,
-                               progress=not args.no_progress, should_stop=lambda: stop.requested)  # fmt: skip
+        report = run_inference(
+            model,
+            tokenizer,
+            cfg,
+            rs.records,
+            writer,
+            question,
+            settings,
+            autocast=autocast,
+            progress=not args.no_progress,
+            should_stop=lambda: stop.requested,
+        )
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once (whole batches already written are kept)
         report = None
     if report is None or report.stopped:
-        print(f"\ninterrupted: {len(writer.done)} of {len(rs.records)} answers are in {path}; "
-              "re-run the same command to finish the rest", file=sys.stderr)  # fmt: skip
+        print(
+            f"\ninterrupted: {len(writer.done)} of {len(rs.records)} answers are in {path}; "
+            "re-run the same command to finish the rest",
+            file=sys.stderr,
+        )
         return 130
-    print(f"{rs.label}: {report.already_done} already written, {len(report.generated)} generated, "
-          f"{len(report.failed)} failed", flush=True)  # fmt: skip
+    print(
+        f"{rs.label}: {report.already_done} already written, {len(report.generated)} generated, "
+        f"{len(report.failed)} failed",
+        flush=True,
+    )
     if args.official_npz:
         print(f"wrote {write_official_npz(path)}")
     if report.failed:
-        print(f"{rs.label}: could not answer {len(report.failed)} sample(s) ({report.skips.summary()}): "
-              f"{', '.join(report.failed[:20])}; a re-run retries them", file=sys.stderr)  # fmt: skip
+        print(
+            f"{rs.label}: could not answer {len(report.failed)} sample(s) ({report.skips.summary()}): "
+            f"{', '.join(report.failed[:20])}; a re-run retries them",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -17,7 +17,9 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None, help=f"YAML config (default: {DEMO_CONFIG.relative_to(DEMO_CONFIG.parents[1])})")
+    parser.add_argument(
+        "--config", default=None, help=f"YAML config (default: {DEMO_CONFIG.relative_to(DEMO_CONFIG.parents[1])})"
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. train.epochs=3 train.lr=1e-4")
     return parser.parse_args(argv)
 

@@ -126,9 +126,16 @@ def build_cache(
 
 
 def _build(
-    cfg: Config, records: list[Record], rank: int, world: int, sync: Callable[[], None],
-    shard_size: int, batch_size: int, progress: bool, report: BuildReport,
-) -> None:  # fmt: skip
+    cfg: Config,
+    records: list[Record],
+    rank: int,
+    world: int,
+    sync: Callable[[], None],
+    shard_size: int,
+    batch_size: int,
+    progress: bool,
+    report: BuildReport,
+) -> None:
     cache = FeatureCache.open(cfg.data.feature_cache, cfg.model, cfg.data)
     streams = cache.streams
     unique = list({cache_key(r): r for r in records}.items())
@@ -153,9 +160,15 @@ def _build(
 
 
 def _encode(
-    cfg: Config, cache: FeatureCache, mine: list[tuple[Record, list]], rank: int,
-    shard_size: int, batch_size: int, progress: bool, report: BuildReport,
-) -> None:  # fmt: skip
+    cfg: Config,
+    cache: FeatureCache,
+    mine: list[tuple[Record, list]],
+    rank: int,
+    shard_size: int,
+    batch_size: int,
+    progress: bool,
+    report: BuildReport,
+) -> None:
     streams = cache.streams
     device = pick_device()
     encoders = _encoders(cfg, streams, device)
@@ -233,9 +246,15 @@ def main(argv: list[str] | None = None) -> BuildReport:
     skips = SkipLog()
     records = split_records(cfg.data, args.split, skips)
     report = build_cache(
-        cfg, records, rank=rank, world=world, barrier=barrier,
-        shard_size=args.shard_size, batch_size=args.batch_size, progress=not args.no_progress,
-    )  # fmt: skip
+        cfg,
+        records,
+        rank=rank,
+        world=world,
+        barrier=barrier,
+        shard_size=args.shard_size,
+        batch_size=args.batch_size,
+        progress=not args.no_progress,
+    )
     if rank == 0:
         print(f"{report.summary()}; dataset reading: {skips.summary()}")
         print(f"cache: {cfg.data.feature_cache}")

@@ -15,38 +15,27 @@ from typing import Any, Literal
 
 import yaml
 
-from affectgpt.config_values import ConfigError, choice_error, convert, suggest
+from affectgpt.config_values import Checks, ConfigError, choice_error, convert, suggest
 
 # The official face_or_frame modes (their prompts and streams: affectgpt.data.modes, which checks it covers these).
 FaceOrFrame = Literal[
-    "faceframe", "face", "frame", "audioonly", "textonly", "faceonly", "frameonly", "image", "audio_text",
-    "face_text", "frame_text", "multiface_text", "multiface_audio_face_text", "multiframe_audio_frame_text",
+    "faceframe",
+    "face",
+    "frame",
+    "audioonly",
+    "textonly",
+    "faceonly",
+    "frameonly",
+    "image",
+    "audio_text",
+    "face_text",
+    "frame_text",
+    "multiface_text",
+    "multiface_audio_face_text",
+    "multiframe_audio_frame_text",
     "multiface_audio_face_frame_text",
-]  # fmt: skip
+]
 Pooler = Literal["attention", "mean", "qformer"]
-
-
-class _Checks:
-    """Collects "section.key: must be ..., got ..." problems; every section reports all of them at once."""
-
-    def __init__(self, section: str, obj: Any):
-        self.section, self.obj, self.errors = section, obj, []
-
-    def at_least(self, low: float, *names: str) -> None:
-        for name in names:
-            value = getattr(self.obj, name)
-            if not value >= low:
-                self.errors.append(f"{self.section}.{name}: must be >= {low}, got {value!r}")
-
-    def positive(self, *names: str) -> None:
-        for name in names:
-            value = getattr(self.obj, name)
-            if not value > 0:
-                self.errors.append(f"{self.section}.{name}: must be > 0, got {value!r}")
-
-    def that(self, ok: bool, message: str) -> None:
-        if not ok:
-            self.errors.append(f"{self.section}.{message}")
 
 
 @dataclass
@@ -101,22 +90,39 @@ class ModelConfig:
     loss_vocab_chunk: int = 2048
 
     def check(self) -> list[str]:
-        c = _Checks("model", self)
-        c.at_least(1, "tiny_llm_hidden", "tiny_llm_layers", "tiny_llm_heads", "tiny_llm_kv_heads", "tiny_llm_intermediate",
-                   "tiny_encoder_hidden", "tiny_encoder_layers", "tiny_clip_projection", "num_video_query_token",
-                   "num_audio_query_token", "num_multi_query_token", "lora_r", "max_length")  # fmt: skip
+        c = Checks("model", self)
+        c.at_least(
+            1,
+            "tiny_llm_hidden",
+            "tiny_llm_layers",
+            "tiny_llm_heads",
+            "tiny_llm_kv_heads",
+            "tiny_llm_intermediate",
+            "tiny_encoder_hidden",
+            "tiny_encoder_layers",
+            "tiny_clip_projection",
+            "num_video_query_token",
+            "num_audio_query_token",
+            "num_multi_query_token",
+            "lora_r",
+            "max_length",
+        )
         c.at_least(0, "tiny_llm_head_std", "loss_vocab_chunk")
         c.positive("lora_alpha")
         c.that(0 <= self.lora_dropout < 1, f"lora_dropout: must be in [0, 1), got {self.lora_dropout!r}")
         c.that(bool(self.lora_targets), "lora_targets: name at least one module (e.g. [q_proj, v_proj])")
         if self.llm == "tiny" and not c.errors:
-            c.that(self.tiny_llm_hidden % self.tiny_llm_heads == 0 and self.tiny_llm_heads % self.tiny_llm_kv_heads == 0,
-                   "tiny_llm_*: hidden must divide by heads and heads by kv_heads, got "
-                   f"{self.tiny_llm_hidden}/{self.tiny_llm_heads}/{self.tiny_llm_kv_heads}")  # fmt: skip
+            c.that(
+                self.tiny_llm_hidden % self.tiny_llm_heads == 0 and self.tiny_llm_heads % self.tiny_llm_kv_heads == 0,
+                "tiny_llm_*: hidden must divide by heads and heads by kv_heads, got "
+                f"{self.tiny_llm_hidden}/{self.tiny_llm_heads}/{self.tiny_llm_kv_heads}",
+            )
         if "tiny" in (self.clip, self.hubert) and not c.errors:  # the tiny encoders have 4 attention heads
-            c.that(self.tiny_encoder_hidden % 4 == 0, f"tiny_encoder_hidden: must divide by 4, got {self.tiny_encoder_hidden}")
+            c.that(
+                self.tiny_encoder_hidden % 4 == 0,
+                f"tiny_encoder_hidden: must divide by 4, got {self.tiny_encoder_hidden}",
+            )
         return c.errors
-
 
 
 @dataclass
@@ -161,18 +167,22 @@ class DataConfig:
     unibench_roots: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> list[str]:
-        c = _Checks("data", self)
+        c = Checks("data", self)
         c.at_least(1, "n_frames", "n_audio_clips", "sample_rate", "image_size")
         c.at_least(0, "val_max_samples", "num_workers")
         c.positive("clip_seconds")
         c.that(bool(self.root), "root: empty (the MER2025-layout training folder)")
         c.that(bool(self.val_dataset), "val_dataset: empty (split, ovmerd or a MER-UniBench name)")
         if self.val_dataset == "split":
-            c.that(0 < self.val_fraction < 1, f"val_fraction: must be in (0, 1) with val_dataset=split, got {self.val_fraction!r}")
-        c.that(self.val_dataset.lower() != self.train_dataset,
-               f"val_dataset: {self.val_dataset!r} is the training set itself; use val_dataset=split (a held-out slice)")  # fmt: skip
+            c.that(
+                0 < self.val_fraction < 1,
+                f"val_fraction: must be in (0, 1) with val_dataset=split, got {self.val_fraction!r}",
+            )
+        c.that(
+            self.val_dataset.lower() != self.train_dataset,
+            f"val_dataset: {self.val_dataset!r} is the training set itself; use val_dataset=split (a held-out slice)",
+        )
         return c.errors
-
 
 
 @dataclass
@@ -209,16 +219,18 @@ class TrainConfig:
     val_max_new_tokens: int = 32
 
     def check(self) -> list[str]:
-        c = _Checks("train", self)
+        c = Checks("train", self)
         c.at_least(1, "epochs", "batch_size", "grad_accum", "log_every", "val_batch_size", "val_max_new_tokens")
         c.at_least(0, "iters_per_epoch", "warmup_steps", "min_lr", "weight_decay", "max_grad_norm", "seed", "keep_last")
         c.positive("lr")
-        c.that(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas: two values in [0, 1), got {self.betas!r}")
+        c.that(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            f"betas: two values in [0, 1), got {self.betas!r}",
+        )
         if self.lr_schedule == "cosine":
             c.that(self.min_lr <= self.lr, f"min_lr: {self.min_lr} is above lr {self.lr}: the cosine would rise")
         c.that(bool(self.output_dir), "output_dir: empty")
         return c.errors
-
 
 
 @dataclass
@@ -236,12 +248,11 @@ class EvalConfig:
     extractor_llm: str = ""
 
     def check(self) -> list[str]:
-        c = _Checks("eval", self)
+        c = Checks("eval", self)
         c.at_least(1, "batch_size", "max_new_tokens")
         c.positive("temperature")
         c.that(0 < self.top_p <= 1, f"top_p: must be in (0, 1], got {self.top_p!r}")
         return c.errors
-
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""How a YAML value or a `section.key=value` override string becomes a typed config value.
+"""How a YAML value or a `section.key=value` override string becomes a typed config value, and how ranges are checked.
 
 Types come from the dataclass annotations in affectgpt.config: Literal choices (checked, with a "did you
 mean"), bool, int (never silently truncating 2.5), float, str, lists and mappings (parsed as YAML), Optional.
@@ -85,3 +85,26 @@ def _to_int(value: Any) -> int:
     if isinstance(number, float) and not number.is_integer():
         raise ValueError(value)
     return int(number)
+
+
+class Checks:
+    """Collects "section.key: must be ..., got ..." problems; every section reports all of them at once."""
+
+    def __init__(self, section: str, obj: Any):
+        self.section, self.obj, self.errors = section, obj, []
+
+    def at_least(self, low: float, *names: str) -> None:
+        for name in names:
+            value = getattr(self.obj, name)
+            if not value >= low:
+                self.errors.append(f"{self.section}.{name}: must be >= {low}, got {value!r}")
+
+    def positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self.obj, name)
+            if not value > 0:
+                self.errors.append(f"{self.section}.{name}: must be > 0, got {value!r}")
+
+    def that(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.errors.append(f"{self.section}.{message}")

@@ -106,7 +106,8 @@ def describe(cfg: Config, world_size: int = 1) -> str:
         "assumptions: frozen LLM weights in llm_dtype, encoders and all trainable weights in fp32 (no extra master",
         "  copy); fp32 gradients for trainable weights only (DDP: x2 for its bucket copy); AdamW = 2 fp32 states;",
         "  ZeRO-2 shards gradients + optimizer states, ZeRO-3 also every weight, over world_size;",
-        f"  activations: every sample at seq_len tokens, per layer and token ~{ACT_HIDDEN_TENSORS}h + {ACT_KV_TENSORS}kv"
+        f"  activations: every sample at seq_len tokens, per layer and token "
+        f"~{ACT_HIDDEN_TENSORS}h + {ACT_KV_TENSORS}kv"
         f" + {ACT_INTERMEDIATE_TENSORS}i elements",
         f"  (LoRA inputs, SDPA attention); the loss on the {TARGET_FRACTION:.0%} of tokens that are targets keeps one"
         f" [targets, {cfg.model.loss_vocab_chunk}]",

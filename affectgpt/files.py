@@ -80,7 +80,9 @@ def repair_tail(path: str | Path) -> bool:
     return True
 
 
-def append_jsonl(path: str | Path, records: Mapping[str, Any] | Iterable[Mapping[str, Any]], fsync: bool = True) -> None:
+def append_jsonl(
+    path: str | Path, records: Mapping[str, Any] | Iterable[Mapping[str, Any]], fsync: bool = True
+) -> None:
     """Append one record (a mapping) or several as JSON lines; `fsync` makes them durable before returning
     (per-step training logs pass False and call `fsync_path` at checkpoint boundaries instead)."""
     rows = [records] if isinstance(records, Mapping) else list(records)
@@ -141,11 +143,15 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(directory: str | Path, name: str, files: Iterable[str] | None = None, **extra: Any) -> dict[str, Any]:
+def write_manifest(
+    directory: str | Path, name: str, files: Iterable[str] | None = None, **extra: Any
+) -> dict[str, Any]:
     """Record `files` (relative paths; default: every file below `directory`) in `directory/name`, atomically."""
     directory = Path(directory)
     if files is None:
-        files = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() and p.name != name)
+        files = sorted(
+            p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() and p.name != name
+        )
     entries = {}
     for rel in files:
         path = directory / rel

@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m affectgpt.import_official", description=__doc__.split("\n")[0])
     parser.add_argument("official", help="released checkpoint, e.g. checkpoint_000060_loss_0.480.pth")
     parser.add_argument("out_dir", help="folder to write (our checkpoint format)")
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"model config the weights belong to ({DEFAULT_CONFIG})")
+    parser.add_argument(
+        "--config", default=DEFAULT_CONFIG, help=f"model config the weights belong to ({DEFAULT_CONFIG})"
+    )
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)

@@ -85,8 +85,9 @@ def discover(results_dir: str | Path) -> tuple[list[ResultSet], list[str]]:
             notes.append(f"{path.name}: not named after a dataset and no {path.stem}{META_SUFFIX}; ignored")
             continue
         if dataset in sets:
-            raise DataError(f"two answer files for {dataset}: {sets[dataset].path.name} and {path.name}; keep one",
-                            path=directory)  # fmt: skip
+            raise DataError(
+                f"two answer files for {dataset}: {sets[dataset].path.name} and {path.name}; keep one", path=directory
+            )
         sets[dataset] = ResultSet(path, dataset, meta, read_responses(path))
     return list(sets.values()), notes
 
@@ -103,7 +104,9 @@ def _ground_truth_records(rs: ResultSet) -> list:
     """GT records of a non-UniBench OV set, selected exactly as training / inference selected them."""
     cfg = rs.config
     if cfg is None:
-        raise ValueError(f"{rs.path.name}: scoring {rs.dataset!r} needs the config stored by infer.py ({rs.path.stem}{META_SUFFIX})")
+        raise ValueError(
+            f"{rs.path.name}: scoring {rs.dataset!r} needs the config stored by infer.py ({rs.path.stem}{META_SUFFIX})"
+        )
     return ov_ground_truth_records(cfg.data, rs.dataset, (rs.meta or {}).get("data_root"), SkipLog())
 
 
@@ -115,16 +118,22 @@ def _extract(rs: ResultSet, extractor: LabelExtractor, out_dir: Path) -> tuple[d
     return labels, extraction_counts(extracted)
 
 
-def score_ov_set(rs: ResultSet, extractor: LabelExtractor, wheel: EmotionWheel, out_dir: Path) -> tuple[dict[str, Any], dict[str, int]]:
+def score_ov_set(
+    rs: ResultSet, extractor: LabelExtractor, wheel: EmotionWheel, out_dir: Path
+) -> tuple[dict[str, Any], dict[str, int]]:
     """A non-UniBench OV set (`val`, MER2025 label sets): EW scores against the GT read as training reads it."""
     labels, counts = _extract(rs, extractor, out_dir)
     return score_predictions(ground_truth(_ground_truth_records(rs), "ovlabel"), labels, wheel), counts
 
 
 def score_unibench_set(
-    rs: ResultSet, extractor: LabelExtractor, wheel: EmotionWheel, out_dir: Path, roots: dict[str, str],
+    rs: ResultSet,
+    extractor: LabelExtractor,
+    wheel: EmotionWheel,
+    out_dir: Path,
+    roots: dict[str, str],
     allow_missing: bool = False,
-) -> tuple[DatasetScore, dict[str, int]]:  # fmt: skip
+) -> tuple[DatasetScore, dict[str, int]]:
     """A MER-UniBench set: OV labels (+ sentiment for the dimension sets, `<Dataset>-sentiment.csv`), then the
     set's official score (metrics/unibench.score_dataset)."""
     labels, counts = _extract(rs, extractor, out_dir)
@@ -149,7 +158,8 @@ def ew_markdown(ew: dict[str, dict[str, Any]]) -> str:
     lines = ["| dataset | avg-L1 F1 | P | R | avg-L2 F1 | M-avg | samples | empty | missing |", "|" + "---|" * 9]
     for name, s in ew.items():
         lines.append(
-            f"| {name} | {s['avg-L1/f1'] * 100:.2f} | {s['avg-L1/precision'] * 100:.2f} | {s['avg-L1/recall'] * 100:.2f} "
-            f"| {s['avg-L2/f1'] * 100:.2f} | {s['M-avg'] * 100:.2f} | {s['n_samples']} | {s['n_empty']} | {s['n_missing']} |"
+            f"| {name} | {s['avg-L1/f1'] * 100:.2f} | {s['avg-L1/precision'] * 100:.2f} "
+            f"| {s['avg-L1/recall'] * 100:.2f} | {s['avg-L2/f1'] * 100:.2f} | {s['M-avg'] * 100:.2f} "
+            f"| {s['n_samples']} | {s['n_empty']} | {s['n_missing']} |"
         )
     return "\n".join(lines)

@@ -22,10 +22,24 @@ from affectgpt.metrics.wheel import load_wheel
 
 TARGET_S = 5.0  # all nine intervals + the nine-set mean + the paired comparison, 1,000 resamples
 SHARED_WHEEL = Path(__file__).resolve().parents[2] / "shared" / "emotion_wheel"
-SIZES = {"OVMERDPlus": 532, "MER2023": 411, "MER2024": 1169, "MELD": 2610, "IEMOCAPFour": 1241,
-         "CMUMOSI": 686, "CMUMOSEI": 4659, "SIMS": 457, "SIMSv2": 1034}  # fmt: skip
-TASKS = {"OVMERDPlus": "ovlabel", "MER2023": "discrete", "MER2024": "discrete", "MELD": "discrete",
-         "IEMOCAPFour": "discrete"}  # fmt: skip  (the four sentiment sets are "dimension")
+SIZES = {
+    "OVMERDPlus": 532,
+    "MER2023": 411,
+    "MER2024": 1169,
+    "MELD": 2610,
+    "IEMOCAPFour": 1241,
+    "CMUMOSI": 686,
+    "CMUMOSEI": 4659,
+    "SIMS": 457,
+    "SIMSv2": 1034,
+}
+TASKS = {
+    "OVMERDPlus": "ovlabel",
+    "MER2023": "discrete",
+    "MER2024": "discrete",
+    "MELD": "discrete",
+    "IEMOCAPFour": "discrete",
+}  # fmt: skip  (the four sentiment sets are "dimension")
 BASIC = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 SENTIMENTS = ["positive", "negative", "neutral", "mixed"]
 
@@ -85,8 +99,10 @@ def main() -> None:
     print(f"reduce 2 x 9 sets to per-sample arrays (wheel tables): {reduce_s:.3f} s (not in the total)")
     workload = total + mean_s + paired_s
     verdict = "OK" if workload <= TARGET_S else "SLOW"
-    print(f"bootstrap: 9 set intervals {total:.2f} s + nine-set mean {mean_s:.2f} s + paired {paired_s:.2f} s = "
-          f"{workload:.2f} s for {args.resamples} resamples (target <= {TARGET_S:.0f} s) {verdict}")  # fmt: skip
+    print(
+        f"bootstrap: 9 set intervals {total:.2f} s + nine-set mean {mean_s:.2f} s + paired {paired_s:.2f} s = "
+        f"{workload:.2f} s for {args.resamples} resamples (target <= {TARGET_S:.0f} s) {verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ TARGET_RATIO = 0.8
 ALL = ("frames", "faces", "audio")
 
 
-def raw_decode(record: Record, streams: tuple[str, ...] = ALL, n: int = 8, size: int = 224, clip_samples: int = 32000) -> dict:
+def raw_decode(
+    record: Record, streams: tuple[str, ...] = ALL, n: int = 8, size: int = 224, clip_samples: int = 32000
+) -> dict:
     """The bare minimum: decord frames, numpy faces, soundfile audio cut into evenly spaced clips."""
     import decord
     import soundfile
@@ -76,7 +78,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.data) if args.data else synthetic.generate(Path(tmp) / "data", n=args.n, seed=0, unibench=False)
+        root = (
+            Path(args.data) if args.data else synthetic.generate(Path(tmp) / "data", n=args.n, seed=0, unibench=False)
+        )
         records = read_mer2025(root, "mercaptionplus")
         cfg = Config()
         n = len(records)
@@ -102,7 +106,9 @@ def main() -> None:
         best = best_rates(runs, n, args.passes)
     raw, raw_fa = best["raw decode (frames+faces+audio)"], best["raw decode (faces+audio)"]
     faces_audio_only = ("raw decode (faces+audio)", "training items")  # compared with the faces+audio raw decode
-    results = [(name, value, value / (raw_fa if name.startswith(faces_audio_only) else raw)) for name, value in best.items()]
+    results = [
+        (name, value, value / (raw_fa if name.startswith(faces_audio_only) else raw)) for name, value in best.items()
+    ]
 
     print(f"{n} samples x {args.passes} passes, {root if args.data else 'synthetic data'}")
     print(f"{'pipeline':<48} {'samples/s':>10} {'x raw':>7}")

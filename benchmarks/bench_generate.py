@@ -10,7 +10,8 @@ pre-hook records what the LLM is fed at each step, and a row's tokens end at its
 The random demo LLM practically never emits eos or "###", so every row runs the full `--tokens`
 (the "stopped early" column shows it) and both batch sizes do the same work per row. Nothing is
 banned to force that: bad_words_ids / min_new_tokens add three passes over the [B, 151,936] logits
-per step (~6 ms at batch 8, ~20% of its step), penalising exactly the batch being measured. Each batch size keeps the best of
+per step (~6 ms at batch 8, ~20% of its step), penalising exactly the batch being measured. Each batch size keeps
+the best of
 `--rounds` interleaved passes (robust to a busy machine).
 """
 
@@ -105,7 +106,9 @@ def main() -> None:
         cfg = load_config(args.config, [f"data.root={root}", "data.feature_cache="])
         records = read_mer2025(root, "mercaptionplus")[: args.samples]
         if len(records) < args.samples:
-            raise RuntimeError(f"the synthetic set has {len(records)} training samples, fewer than --samples {args.samples}")
+            raise RuntimeError(
+                f"the synthetic set has {len(records)} training samples, fewer than --samples {args.samples}"
+            )
         model, tok = build_model(cfg)
         model.eval()
         dataset = AffectDataset(records, cfg.data, cfg.model, tok, split="test", seed=cfg.train.seed)
@@ -125,12 +128,17 @@ def main() -> None:
 
     widths = {size: max(int(b["attention_mask"].sum(1).max()) for b in batches[size]) for size in BATCH_SIZES}
     m = cfg.model
-    print(f"{Path(args.config).name}: LLM {m.llm} {m.tiny_llm_hidden}x{m.tiny_llm_layers} (vocab {len(tok)}), "
-          f"{args.samples} prompts x {args.tokens} new tokens, greedy, {torch.get_num_threads()} torch threads")  # fmt: skip
+    print(
+        f"{Path(args.config).name}: LLM {m.llm} {m.tiny_llm_hidden}x{m.tiny_llm_layers} (vocab {len(tok)}), "
+        f"{args.samples} prompts x {args.tokens} new tokens, greedy, {torch.get_num_threads()} torch threads"
+    )
     print(f"{'batch':>5} {'prompt len':>10} {'stopped early':>13} {'tokens/s':>9} {'ms/step':>8} {'x batch 1':>9}")
     for size in BATCH_SIZES:
         rate = best[size]
-        print(f"{size:>5} {widths[size]:>10} {early[size]:>13} {rate:9.1f} {1000 * size / rate:8.1f} {rate / best[1]:9.2f}")
+        print(
+            f"{size:>5} {widths[size]:>10} {early[size]:>13} {rate:9.1f} "
+            f"{1000 * size / rate:8.1f} {rate / best[1]:9.2f}"
+        )
     ratio = best[max(BATCH_SIZES)] / best[1]
     verdict = "meets" if ratio >= TARGET_RATIO else "below"
     print(f"(target: batch {max(BATCH_SIZES)} >= {TARGET_RATIO:g}x batch 1 tokens/s: {verdict})")

@@ -77,8 +77,13 @@ def variants(model: Any, batch: dict[str, Any], args: argparse.Namespace, counte
         return float(rollout(model, batch, g, seed=seed, **settings).lengths.float().mean())
 
     def ours_g_calls() -> float:
-        return sum(float(rollout(model, batch, 1, seed=seed, first_member=k, **settings).lengths.float().mean())
-                   for k in range(g)) / g  # fmt: skip
+        return (
+            sum(
+                float(rollout(model, batch, 1, seed=seed, first_member=k, **settings).lengths.float().mean())
+                for k in range(g)
+            )
+            / g
+        )
 
     def generate(batches: list[dict[str, Any]]) -> float:
         counter.steps = 0
@@ -158,10 +163,12 @@ def main() -> None:
 
     n = args.prompts * args.group
     m = cfg.model
-    print(f"{Path(args.config).name}: LLM {m.llm} {m.tiny_llm_hidden}x{m.tiny_llm_layers} (vocab {len(tok)}), "
-          f"B={args.prompts} prompts x G={args.group}, {args.tokens} new tokens, T={TEMPERATURE} top-p {TOP_P}, "
-          f"prompt len {int(batch['attention_mask'].sum(1).max())}, "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
+    print(
+        f"{Path(args.config).name}: LLM {m.llm} {m.tiny_llm_hidden}x{m.tiny_llm_layers} (vocab {len(tok)}), "
+        f"B={args.prompts} prompts x G={args.group}, {args.tokens} new tokens, T={TEMPERATURE} top-p {TOP_P}, "
+        f"prompt len {int(batch['attention_mask'].sum(1).max())}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     base = best["generate, G calls of batch B"]
     print(f"{'variant':<34} {'seconds':>8} {'rollouts/s':>10} {'tokens/row':>10} {'x generate G calls':>18}")
     for name in runs:
@@ -171,8 +178,10 @@ def main() -> None:
     ratio = base / best["shared prefix (1 call, B*G rows)"]
     prefix_gain = best["ours, G calls of batch B"] / best["shared prefix (1 call, B*G rows)"]
     verdict = "meets" if ratio >= TARGET_RATIO else "below"
-    print(f"(target: shared prefix >= {TARGET_RATIO:g}x G independent generate calls: {verdict}; "
-          f"the prefix sharing alone gives {prefix_gain:.2f}x over our sampler called G times)")  # fmt: skip
+    print(
+        f"(target: shared prefix >= {TARGET_RATIO:g}x G independent generate calls: {verdict}; "
+        f"the prefix sharing alone gives {prefix_gain:.2f}x over our sampler called G times)"
+    )
     rate = n / best["shared prefix (1 call, B*G rows)"]
     print(f"bench_grpo: {rate:.2f} rollouts/s shared prefix ({ratio:.2f}x G generate calls)")
 

@@ -60,8 +60,10 @@ def main() -> None:
     print(f"{'build mapping tables (cold)':<34} {build_s:9.3f}")
     print(f"{'get tables again (cached)':<34} {cached_s:9.3f}")
     print(f"{f'12 EW metrics, {args.pairs} pairs':<34} {score_s:9.3f}")
-    print(f"M-avg {result.m_avg * 100:.2f}, avg-L1 F {result.wheel_average('L1').f1 * 100:.2f}, "
-          f"skipped {result.n_skipped}/{result.n_samples}")  # fmt: skip
+    print(
+        f"M-avg {result.m_avg * 100:.2f}, avg-L1 F {result.wheel_average('L1').f1 * 100:.2f}, "
+        f"skipped {result.n_skipped}/{result.n_samples}"
+    )
     ratio = rate / TARGET_PAIRS_PER_S
     print(f"bench_metrics: {rate:,.0f} pairs/s ({ratio:.1f}x the {TARGET_PAIRS_PER_S:,} pairs/s target)")
 

@@ -36,9 +36,14 @@ from affectgpt.train.optim import build_optimizer
 TARGET_RATIO = 3.0
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 SMALL = [
-    "model.tiny_llm_hidden=256", "model.tiny_llm_layers=4", "model.tiny_llm_heads=8", "model.tiny_llm_kv_heads=4",
-    "model.tiny_llm_intermediate=768", "model.tiny_encoder_hidden=96", "model.tiny_clip_projection=64",
-]  # fmt: skip
+    "model.tiny_llm_hidden=256",
+    "model.tiny_llm_layers=4",
+    "model.tiny_llm_heads=8",
+    "model.tiny_llm_kv_heads=4",
+    "model.tiny_llm_intermediate=768",
+    "model.tiny_encoder_hidden=96",
+    "model.tiny_clip_projection=64",
+]
 
 
 def make_config(name: str, root: Path) -> Config:
@@ -56,9 +61,12 @@ class Run:
         self.optimizer = build_optimizer(self.model, cfg.train)
         dataset = AffectDataset(records, cfg.data, cfg.model, tok, seed=cfg.train.seed)
         self.loader = DataLoader(
-            dataset, batch_size=cfg.train.batch_size, num_workers=cfg.data.num_workers,
-            collate_fn=Collator(tok, prompt_style=cfg.data.prompt_style), drop_last=True,
-        )  # fmt: skip
+            dataset,
+            batch_size=cfg.train.batch_size,
+            num_workers=cfg.data.num_workers,
+            collate_fn=Collator(tok, prompt_style=cfg.data.prompt_style),
+            drop_last=True,
+        )
         self.batches = self._forever()
 
     def _forever(self) -> Iterator[dict[str, Any]]:
@@ -126,13 +134,20 @@ def main() -> None:
         for name in names:
             results[name] = bench_config(name, root, records, Path(tmp) / "cache", args)
 
-    print(f"{len(records)} synthetic samples, {args.rounds} x {args.steps} steps per mode (best kept), "
-          f"{torch.get_num_threads()} torch threads")  # fmt: skip
-    print(f"{'config':<7} {'LLM hxL':>8} {'enc hxL':>8} {'batch':>5} {'on the fly':>11} {'cached':>8} {'ratio':>6} {'cache build':>12}")
+    print(
+        f"{len(records)} synthetic samples, {args.rounds} x {args.steps} steps per mode (best kept), "
+        f"{torch.get_num_threads()} torch threads"
+    )
+    print(
+        f"{'config':<7} {'LLM hxL':>8} {'enc hxL':>8} {'batch':>5} {'on the fly':>11} {'cached':>8} "
+        f"{'ratio':>6} {'cache build':>12}"
+    )
     for name, r in results.items():
         ratio = r["cached"] / r["on the fly"]
-        print(f"{name:<7} {r['llm']:>8} {r['enc']:>8} {r['batch']:>5} {r['on the fly']:>9.2f}/s {r['cached']:>6.2f}/s "
-              f"{ratio:6.2f} {r['build_s']:>10.1f} s")  # fmt: skip
+        print(
+            f"{name:<7} {r['llm']:>8} {r['enc']:>8} {r['batch']:>5} {r['on the fly']:>9.2f}/s {r['cached']:>6.2f}/s "
+            f"{ratio:6.2f} {r['build_s']:>10.1f} s"
+        )
     head = results[names[0]]
     ratio = head["cached"] / head["on the fly"]
     verdict = "meets" if ratio >= TARGET_RATIO else "below"

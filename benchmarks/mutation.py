@@ -33,23 +33,36 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from mutation_sites import apply, find_mutants  # noqa: E402 (a sibling script module)
+
 REPO = Path(__file__).resolve().parents[1]
 
 # module -> the test files that claim to pin its behaviour (the issue's ten modules plus affectgpt.py).
 MODULE_TESTS: dict[str, list[str]] = {
     "affectgpt/metrics/ew.py": [
-        "tests/test_metrics_examples.py", "tests/test_metrics_properties.py", "tests/test_metrics_ew_rules.py",
+        "tests/test_metrics_examples.py",
+        "tests/test_metrics_properties.py",
+        "tests/test_metrics_ew_rules.py",
     ],
     "affectgpt/model/fused_loss.py": ["tests/test_fused_loss.py"],
-    "affectgpt/data/prompts.py": ["tests/test_prompts.py", "tests/test_dataset.py"],  # test_modes.py: too slow per mutant
+    "affectgpt/data/prompts.py": [
+        "tests/test_prompts.py",
+        "tests/test_dataset.py",
+    ],  # test_modes.py: too slow per mutant
     "affectgpt/metrics/unibench.py": [
-        "tests/test_metrics_unibench.py", "tests/test_metrics_examples.py", "tests/test_metrics_ew_rules.py",
+        "tests/test_metrics_unibench.py",
+        "tests/test_metrics_examples.py",
+        "tests/test_metrics_ew_rules.py",
     ],
     "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py", "tests/test_metrics_wheel_files.py"],
     "affectgpt/model/fusion.py": ["tests/test_fusion.py", "tests/test_model.py"],
     "affectgpt/train/checkpoints.py": ["tests/test_train_units.py", "tests/test_train_checkpoints.py"],
-    "affectgpt/data/records.py": ["tests/test_records.py", "tests/test_labels_lists.py", "tests/test_readers.py",
-                                  "tests/test_readers_fidelity.py"],
+    "affectgpt/data/records.py": [
+        "tests/test_records.py",
+        "tests/test_labels_lists.py",
+        "tests/test_readers.py",
+        "tests/test_readers_fidelity.py",
+    ],
     "affectgpt/data/safe_npz.py": ["tests/test_safe_npz.py"],
     "affectgpt/data/media.py": ["tests/test_media.py", "tests/test_media_rules.py"],
     "affectgpt/model/affectgpt.py": ["tests/test_model.py", "tests/test_generation.py"],
@@ -59,126 +72,6 @@ MODULE_TESTS: dict[str, list[str]] = {
     "affectgpt/train/grpo_math.py": ["tests/test_grpo_math.py"],
     "affectgpt/infer/rollout.py": ["tests/test_rollout.py"],
 }
-
-_CMP_SWAP = {
-    ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
-    ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is,
-}  # fmt: skip
-_BIN_SWAP = {
-    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
-    ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Mutant:
-    line: int
-    end_line: int
-    col: int
-    end_col: int
-    replacement: str  # source text replacing [line:col, end_line:end_col)
-    what: str
-
-    def label(self) -> str:
-        return f"line {self.line}: {self.what}"
-
-
-def _docstring_nodes(tree: ast.AST) -> set[int]:
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-                out.add(id(first.value))
-    return out
-
-
-def _is_logging_or_message(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
-    """Inside a logging call, a raise, an assert message or an f-string: changes there are cosmetic."""
-    current = node
-    while id(current) in parents:
-        parent = parents[id(current)]
-        if isinstance(parent, (ast.Raise, ast.JoinedStr)):
-            return True
-        if isinstance(parent, ast.Call):
-            func = parent.func
-            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-            if name in {"debug", "info", "warning", "error", "exception", "print", "append_note"}:
-                return True
-        current = parent
-    return False
-
-
-def find_mutants(source: str) -> list[Mutant]:
-    """Every mutation site of a module's source (skipping docstrings, messages and `# no mutate` lines)."""
-    tree = ast.parse(source)
-    lines = source.splitlines()
-    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    docstrings = _docstring_nodes(tree)
-    out: list[Mutant] = []
-
-    def add(node: ast.AST, new: ast.AST | str, what: str) -> None:
-        if "no mutate" in lines[node.lineno - 1] or _is_logging_or_message(node, parents):
-            return
-        text = new if isinstance(new, str) else ast.unparse(new)
-        out.append(Mutant(node.lineno, node.end_lineno, node.col_offset, node.end_col_offset, text, what))
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare):
-            for i, op in enumerate(node.ops):
-                if type(op) in _CMP_SWAP:
-                    ops = list(node.ops)
-                    ops[i] = _CMP_SWAP[type(op)]()
-                    new = ast.Compare(left=node.left, ops=ops, comparators=node.comparators)
-                    add(node, new, f"{type(op).__name__} -> {type(ops[i]).__name__}")
-        elif isinstance(node, ast.BinOp) and type(node.op) in _BIN_SWAP:
-            new_op = _BIN_SWAP[type(node.op)]()
-            add(node, ast.BinOp(left=node.left, op=new_op, right=node.right), f"{type(node.op).__name__} -> {type(new_op).__name__}")
-        elif isinstance(node, ast.AugAssign) and type(node.op) in _BIN_SWAP:
-            new_op = _BIN_SWAP[type(node.op)]()
-            add(node, ast.AugAssign(target=node.target, op=new_op, value=node.value), f"{type(node.op).__name__}= -> {type(new_op).__name__}=")
-        elif isinstance(node, ast.BoolOp):
-            other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
-            add(node, ast.BoolOp(op=other, values=node.values), f"{type(node.op).__name__} -> {type(other).__name__}")
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
-            add(node, node.operand, f"drop {type(node.op).__name__}")
-        elif isinstance(node, ast.Constant) and id(node) not in docstrings:
-            value = node.value
-            if isinstance(value, bool):
-                add(node, repr(not value), f"{value} -> {not value}")
-            elif isinstance(value, int):
-                add(node, repr(value + 1), f"{value} -> {value + 1}")
-            elif isinstance(value, float):
-                new = value * 2 if value else 1.0
-                add(node, repr(new), f"{value} -> {new}")
-        elif isinstance(node, (ast.If, ast.While)) and not isinstance(node.test, ast.Constant):
-            test = node.test
-            add(test, ast.UnaryOp(op=ast.Not(), operand=test), "negate condition")
-        elif isinstance(node, ast.Return) and node.value is not None and not (
-            isinstance(node.value, ast.Constant) and node.value.value is None
-        ):
-            add(node, "return None", "return None")
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and id(node.value) not in docstrings:
-            add(node, "pass", "remove call statement")
-    # Sort for a stable order (ast.walk is breadth-first and stable too, but sorting is explicit).
-    return sorted(set(out), key=lambda m: (m.line, m.col, m.end_line, m.end_col, m.what, m.replacement))
-
-
-def apply(source: str, mutant: Mutant) -> str:
-    lines = source.splitlines(keepends=True)
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
-
-    def offset(line: int, col: int) -> int:  # ast columns are UTF-8 byte offsets
-        text = lines[line - 1]
-        return starts[line - 1] + len(text.encode("utf-8")[:col].decode("utf-8", errors="ignore"))
-
-    a, b = offset(mutant.line, mutant.col), offset(mutant.end_line, mutant.end_col)
-    replacement = mutant.replacement
-    if "\n" in replacement:
-        replacement = "(" + replacement.replace("\n", " ") + ")"
-    return source[:a] + replacement + source[b:]
 
 
 def _scratch_copy(repo: Path, workdir: Path) -> Path:
@@ -210,7 +103,9 @@ def _pytest(copy: Path, args: list[str], timeout: float) -> tuple[int, float]:
     start = time.time()
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:randomly", *args]
     try:
-        proc = subprocess.run(cmd, cwd=copy, env=_env(copy), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
+        proc = subprocess.run(
+            cmd, cwd=copy, env=_env(copy), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
+        )
         return proc.returncode, time.time() - start
     except subprocess.TimeoutExpired:
         return -9, time.time() - start
@@ -223,15 +118,29 @@ def line_tests(copy: Path, module: str, tests: list[str], timeout: float) -> dic
     """line of `module` -> the test contexts that execute it (one coverage run with per-test contexts);
     IMPORT_TIME for lines executed outside every test."""
     data_file = copy / ".mutation-coverage"
-    cmd = [sys.executable, "-m", "coverage", "run", f"--data-file={data_file}", f"--include={copy / module}",
-           "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "coverage",
+        "run",
+        f"--data-file={data_file}",
+        f"--include={copy / module}",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *tests,
+    ]
     env = _env(copy)
     rcfile = copy / ".mutation-coveragerc"
     rcfile.write_text("[run]\ndynamic_context = test_function\n")
     cmd.insert(4, f"--rcfile={rcfile}")
     proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"the tests of {module} fail before any mutation:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"the tests of {module} fail before any mutation:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+        )
     db = sqlite3.connect(data_file)
     out: dict[int, set[str]] = defaultdict(set)
     rows = db.execute(
@@ -348,7 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{'module':<36} {'sites':>6} {'sampled':>8} {'killed':>7} {'uncov.':>7} {'score':>7} {'time':>7}")
     for r in results:
-        print(f"{r.module:<36} {r.total_sites:>6} {r.sampled:>8} {r.killed:>7} {r.uncovered:>7} {r.score:>7.0%} {r.seconds:>6.0f}s")
+        print(
+            f"{r.module:<36} {r.total_sites:>6} {r.sampled:>8} {r.killed:>7} {r.uncovered:>7} "
+            f"{r.score:>7.0%} {r.seconds:>6.0f}s"
+        )
         if args.show_survivors:
             for s in r.survivors:
                 print(f"    survived: {s}")
@@ -357,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     total_killed = sum(r.killed for r in results)
     total = sum(r.sampled for r in results)
     worst = min(results, key=lambda r: r.score)
-    print(f"mutation: {total_killed}/{total} killed ({total_killed / max(total, 1):.0%}) over {len(results)} modules; "
-          f"lowest {worst.module} {worst.score:.0%}")  # fmt: skip
+    print(
+        f"mutation: {total_killed}/{total} killed ({total_killed / max(total, 1):.0%}) over {len(results)} modules; "
+        f"lowest {worst.module} {worst.score:.0%}"
+    )
     return 0
 
 

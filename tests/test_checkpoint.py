@@ -39,10 +39,12 @@ def feature_batch(tok, model, subtitles=("I am fine.", "Leave me alone, please!"
     g = torch.Generator().manual_seed(1)
     visual_dim, audio_dim = model.heads.image_llama_proj.in_features, model.heads.audio_llama_proj.in_features
     return {
-        "input_ids": ids, "attention_mask": mask, "names": [f"s{i}" for i in range(len(rows))],
+        "input_ids": ids,
+        "attention_mask": mask,
+        "names": [f"s{i}" for i in range(len(rows))],
         "face_feats": torch.randn(len(rows), 8, visual_dim, generator=g),
         "audio_feats": torch.randn(len(rows), 8, audio_dim, generator=g),
-    }  # fmt: skip
+    }
 
 
 def randomize_trainable(model, seed=123):
@@ -146,5 +148,7 @@ def test_mismatched_model_names_keys_and_shapes(saved):
         load_checkpoint(model, ckpt)
     other.model.lora_r = 16
     model, _ = build_model(other, with_encoders=False)
-    with pytest.raises(CheckpointError, match=r"projectors.safetensors does not fit the model: unexpected: video_attention_mlp.bias"):
+    with pytest.raises(
+        CheckpointError, match=r"projectors.safetensors does not fit the model: unexpected: video_attention_mlp.bias"
+    ):
         load_checkpoint(model, ckpt)

@@ -12,11 +12,20 @@ OFFICIAL = REPO / "configs" / "affectgpt_qwen2.5_7b.yaml"
 
 
 def test_overrides_are_converted_to_field_types():
-    cfg = load_config(None, [
-        "train.lr=3e-4", "train.epochs=7", "train.iters_per_epoch=1e3", "model.gradient_checkpointing=true",
-        "data.shuffle_media=off", "model.lora_targets=[q_proj, v_proj]", "train.betas=[0.9, 0.95]",
-        "data.unibench_roots={MER2023: /data/mer2023}", "data.root=/tmp/x=y",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "train.lr=3e-4",
+            "train.epochs=7",
+            "train.iters_per_epoch=1e3",
+            "model.gradient_checkpointing=true",
+            "data.shuffle_media=off",
+            "model.lora_targets=[q_proj, v_proj]",
+            "train.betas=[0.9, 0.95]",
+            "data.unibench_roots={MER2023: /data/mer2023}",
+            "data.root=/tmp/x=y",
+        ],
+    )
     assert cfg.train.lr == pytest.approx(3e-4) and isinstance(cfg.train.lr, float)
     assert cfg.train.epochs == 7 and isinstance(cfg.train.epochs, int)
     assert cfg.train.iters_per_epoch == 1000 and isinstance(cfg.train.iters_per_epoch, int)
@@ -28,11 +37,14 @@ def test_overrides_are_converted_to_field_types():
     assert cfg.data.root == "/tmp/x=y"  # only the first '=' splits
 
 
-@pytest.mark.parametrize("override, bad_key, suggestion", [
-    ("train.lrr=1", "train.lrr", "train.lr"),
-    ("model.lora_rank=8", "model.lora_rank", "model.lora_r"),
-    ("trian.lr=1", "trian", "train"),
-])
+@pytest.mark.parametrize(
+    "override, bad_key, suggestion",
+    [
+        ("train.lrr=1", "train.lrr", "train.lr"),
+        ("model.lora_rank=8", "model.lora_rank", "model.lora_r"),
+        ("trian.lr=1", "trian", "train"),
+    ],
+)
 def test_unknown_key_names_it_and_suggests_closest(override, bad_key, suggestion):
     with pytest.raises(ConfigError) as err:
         load_config(None, [override])
@@ -40,8 +52,16 @@ def test_unknown_key_names_it_and_suggests_closest(override, bad_key, suggestion
     assert f"'{bad_key}'" in message and f"'{suggestion}'" in message
 
 
-@pytest.mark.parametrize("override", ["train.epochs=many", "train.lr=fast", "model.gradient_checkpointing=maybe",
-                                      "train.epochs=2.5", "model.lora_targets=q_proj"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.epochs=many",
+        "train.lr=fast",
+        "model.gradient_checkpointing=maybe",
+        "train.epochs=2.5",
+        "model.lora_targets=q_proj",
+    ],
+)
 def test_bad_values_are_rejected_with_the_key(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.")):
         load_config(None, [override])

@@ -65,8 +65,13 @@ def records(tmp_path_factory) -> list[Record]:
         np.save(root / f"{name}.npy", np.full((5, 32, 32, 3), 10 + 50 * k, np.uint8))
         out.append(
             Record(
-                name=name, dataset="test", video=root / f"{name}.mp4", audio=root / f"{name}.wav",
-                face=root / f"{name}.npy", subtitle=sub, description=f"In the text, the caption reads: {sub}",
+                name=name,
+                dataset="test",
+                video=root / f"{name}.mp4",
+                audio=root / f"{name}.wav",
+                face=root / f"{name}.npy",
+                subtitle=sub,
+                description=f"In the text, the caption reads: {sub}",
                 ovlabels=[["happy", "excited"], [], ["confused"]][k],
             )
         )
@@ -174,7 +179,6 @@ def test_hybrid_reproducible_and_varied(records, tok):
     assert item["prompt"] == FACE_PROMPT.format(sub=SUBTITLES[0], q=question)
 
 
-
 def test_token_memo_returns_the_tokenizer_ids_and_stays_bounded(records, tok, monkeypatch):
     ds = make(records, tok, label_type="hybrid", loader=text_only_loader)
     items = [ds[i % 3] for i in range(24)]  # both label types for every sample: 4 distinct texts each
@@ -213,18 +217,21 @@ def test_evaluation_question(records, tok):
     """question=None asks the OV-label question (target kept for scoring); another question has no target."""
     data_cfg = DataConfig(label_type="description")
     default = AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader)[0]
-    explicit = AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader,
-                             question=OV_Q)[0]  # fmt: skip
+    explicit = AffectDataset(
+        records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader, question=OV_Q
+    )[0]
     assert default["prompt"] == explicit["prompt"] == FACE_PROMPT.format(sub=SUBTITLES[0], q=OV_Q)
     assert default["target"] == explicit["target"] == "The character's emotional state is happy, excited.###"
-    asked = AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader,
-                          question=DESC_Q)[0]  # fmt: skip
+    asked = AffectDataset(
+        records, data_cfg, ModelConfig(), tok, split="test", media_loader=text_only_loader, question=DESC_Q
+    )[0]
     assert asked["prompt"] == FACE_PROMPT.format(sub=SUBTITLES[0], q=DESC_Q)
     assert asked["target"] == "" and asked["target_ids"] == [] and asked["label_type"] == "question"
     with pytest.raises(ValueError, match="evaluation splits"):
         AffectDataset(records, data_cfg, ModelConfig(), tok, split="train", question=DESC_Q)
     with pytest.raises(ValueError, match="empty"):
         AffectDataset(records, data_cfg, ModelConfig(), tok, split="test", question="  ")
+
 
 def test_overlong_sample_error_and_skip(records, tok):
     ds = make(records, tok, label_type="ovlabel", loader=text_only_loader, on_error="raise", max_length=80)
@@ -238,8 +245,12 @@ def test_overlong_sample_error_and_skip(records, tok):
 
     skips = SkipLog()
     ds = AffectDataset(
-        records, DataConfig(label_type="ovlabel", on_error="skip"), ModelConfig(max_length=80), tok,
-        skips=skips, media_loader=text_only_loader,
+        records,
+        DataConfig(label_type="ovlabel", on_error="skip"),
+        ModelConfig(max_length=80),
+        tok,
+        skips=skips,
+        media_loader=text_only_loader,
     )
     assert ds[0] is None and skips.total == 1
     batch = Collator(tok)([ds[0], full, None])
@@ -310,7 +321,9 @@ def test_inference_left_padding(records, tok):
 
 
 def test_config_errors(records, tok):
-    with pytest.raises(ValueError, match="Unsupported face_or_frame 'facefram'; supported: faceframe, .*_face_frame_text"):
+    with pytest.raises(
+        ValueError, match="Unsupported face_or_frame 'facefram'; supported: faceframe, .*_face_frame_text"
+    ):
         make(records, tok, mode="facefram")
     with pytest.raises(ValueError, match="label_type"):
         make(records, tok, label_type="hybrd")  # ("hybird" is normalised when a config is loaded: test_modes.py)
@@ -335,8 +348,13 @@ def test_subtitle_and_description_go_in_verbatim(records, tok):
     assert item["target_ids"] == tok(target, add_special_tokens=False)["input_ids"]
     assert item["target_ids"] != tok("In the text, the caption reads: no.###", add_special_tokens=False)["input_ids"]
     with pytest.raises(DataError, match="no description"):  # emptiness is still checked (on the stripped text)
-        make([replace(record, description=" \t ")], tok, label_type="description", loader=text_only_loader,
-             on_error="raise")[0]  # fmt: skip
+        make(
+            [replace(record, description=" \t ")],
+            tok,
+            label_type="description",
+            loader=text_only_loader,
+            on_error="raise",
+        )[0]
 
 
 def test_placeholder_text_of_another_mode_inside_a_subtitle_is_an_error(records, tok):

@@ -20,8 +20,14 @@ OFFICIAL_YAML = REPO / "configs" / "affectgpt_qwen2.5_7b.yaml"
 
 def run_describe(*args: str) -> dict[str, int]:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-m", "affectgpt.describe", *args], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "affectgpt.describe", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     counts = {}
     for line in out.stdout.splitlines():

@@ -19,10 +19,17 @@ SAMPLES = 4000
 def tiny_hubert(stable: bool, layers: int) -> HubertModel:
     torch.manual_seed(0)
     config = HubertConfig(
-        hidden_size=16, intermediate_size=32, num_hidden_layers=layers, num_attention_heads=2, conv_dim=(8,) * 7,
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, feat_extract_norm="layer",
-        do_stable_layer_norm=stable, conv_bias=True,
-    )  # fmt: skip
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=stable,
+        conv_bias=True,
+    )
     model = HubertModel(config).eval()
     with torch.no_grad():  # a final LayerNorm that is not the identity map, so pre- and post-norm states differ
         model.encoder.layer_norm.weight.normal_(1.0, 0.5)

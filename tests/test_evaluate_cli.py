@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from test_metrics_examples import (
     E10_MSCORE,
     E10_PRED,
@@ -61,16 +60,27 @@ def test_ew_worked_examples(example: str, suffix: str, tmp_path: Path, capsys) -
     result = json.loads(out.read_text())
     check_ew(example, result)
     expected_keys = {"M1", "M2", "avg-L1", "avg-L2", "M-avg", "n_samples", "n_skipped", "wheel"}
-    assert expected_keys | {f"W{w}-L{l}" for w in range(1, 6) for l in (1, 2)} <= set(result)
+    assert expected_keys | {f"W{w}-L{level}" for w in range(1, 6) for level in (1, 2)} <= set(result)
     assert result["wheel"] == str(OFFICIAL) and result["n_samples"] == len(gt)
-    assert list(result["skipped_per_metric"]) == ["M1", "M2"] + [f"W{w}-L{l}" for w in range(1, 6) for l in (1, 2)]
+    assert list(result["skipped_per_metric"]) == ["M1", "M2"] + [
+        f"W{w}-L{level}" for w in range(1, 6) for level in (1, 2)
+    ]
     assert "W5-L2" in stdout and "M-avg" in stdout and f"wheel: {OFFICIAL}" in stdout
 
 
 def test_ew_as_a_real_subprocess(tmp_path: Path) -> None:
     gt, pred, _, _ = EW_EXAMPLES["E2"]
-    args = [sys.executable, str(REPO / "evaluate.py"), "ew", "--gt", str(write_labels(tmp_path / "gt.csv", gt)),
-            "--pred", str(write_labels(tmp_path / "pred.csv", pred)), "--wheel-dir", str(OFFICIAL)]  # fmt: skip
+    args = [
+        sys.executable,
+        str(REPO / "evaluate.py"),
+        "ew",
+        "--gt",
+        str(write_labels(tmp_path / "gt.csv", gt)),
+        "--pred",
+        str(write_labels(tmp_path / "pred.csv", pred)),
+        "--wheel-dir",
+        str(OFFICIAL),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "avg-L1     80.00  100.00   86.67" in done.stdout
@@ -94,8 +104,9 @@ def test_ew_missing_extra_and_duplicate_names(tmp_path: Path, capsys) -> None:
 
 def test_ew_bad_column_and_no_wheel(tmp_path: Path, capsys, monkeypatch) -> None:
     (tmp_path / "bad.csv").write_text("name,labels\na,[happy]\n")
-    code, _, err = run(["ew", "--gt", tmp_path / "bad.csv", "--pred", tmp_path / "bad.csv", "--wheel-dir", OFFICIAL],
-                       capsys)  # fmt: skip
+    code, _, err = run(
+        ["ew", "--gt", tmp_path / "bad.csv", "--pred", tmp_path / "bad.csv", "--wheel-dir", OFFICIAL], capsys
+    )
     assert code == 2 and "missing column(s) ['openset']" in err
     monkeypatch.delenv("AFFECTGPT_WHEEL_DIR", raising=False)
     gt = write_labels(tmp_path / "gt.csv", {"a": "[happy]"})
@@ -142,22 +153,27 @@ def test_unibench_e10_e11_e12_single_dataset(suffix: str, tmp_path: Path, capsys
     assert abs(json.loads(out.read_text())["score"] - E11_SCORE) < TOL
 
     mosi, sent = build_cmumosi(tmp_path / "mosi"), write_labels(tmp_path / f"sent{suffix}", E12_SENT, "sentiment")
-    code, stdout, _ = run(["unibench", "--dataset", "CMUMOSI", "--data-root", mosi, "--sentiment", sent,
-                           "--out", out], capsys)  # fmt: skip
+    code, stdout, _ = run(
+        ["unibench", "--dataset", "CMUMOSI", "--data-root", mosi, "--sentiment", sent, "--out", out], capsys
+    )
     result = json.loads(out.read_text())
     assert code == 0 and abs(result["score"] - E12_F1) < TOL and abs(result["accuracy"] - E12_ACC) < TOL
 
 
 def test_unibench_dimension_with_openset_only_explains(tmp_path: Path, capsys) -> None:
     mosi, pred = build_cmumosi(tmp_path / "mosi"), write_labels(tmp_path / "p.csv", {"a": "[happy]"})
-    code, _, err = run(["unibench", "--dataset", "CMUMOSI", "--data-root", mosi, "--pred", pred,
-                        "--wheel-dir", OFFICIAL], capsys)  # fmt: skip
+    code, _, err = run(
+        ["unibench", "--dataset", "CMUMOSI", "--data-root", mosi, "--pred", pred, "--wheel-dir", OFFICIAL], capsys
+    )
     assert code == 2 and "sentiment extraction" in err
 
 
 def test_unibench_all_table(tmp_path: Path, capsys) -> None:
-    roots = {"MER2023": build_mer2023(tmp_path / "mer2023"), "MELD": build_meld(tmp_path / "meld"),
-             "CMUMOSI": build_cmumosi(tmp_path / "mosi")}  # fmt: skip
+    roots = {
+        "MER2023": build_mer2023(tmp_path / "mer2023"),
+        "MELD": build_meld(tmp_path / "meld"),
+        "CMUMOSI": build_cmumosi(tmp_path / "mosi"),
+    }
     gt, pred, _, _ = EW_EXAMPLES["E2"]
     roots["OVMERDPlus"] = build_ovmerdplus(tmp_path / "ov", gt)
     config = tmp_path / "roots.yaml"

@@ -33,14 +33,22 @@ from affectgpt.resources.qwen_tokenizer import ensure_qwen25_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 OFFICIAL = (REPO.parent / "shared" / "emotion_wheel").resolve()  # the CLI reports resolved paths
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 _spec = importlib.util.spec_from_file_location("evaluate_cli_run", REPO / "evaluate.py")
 evaluate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(evaluate)
 
 
 def sh(args: list, timeout: int = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f"{args}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
 
@@ -58,11 +66,21 @@ def trained_run(tmp_path_factory) -> Path:
     data = generate(tmp_path_factory.mktemp("data") / "demo", n=30, seed=0, unibench=False)
     out = tmp_path_factory.mktemp("runs")
     overrides = {
-        "data.root": data, "data.val_fraction": 0.2, "data.label_type": "ovlabel", "data.val_max_samples": 3,
-        "train.output_dir": out, "train.run_name": "t", "train.epochs": 1, "train.iters_per_epoch": 2,
-        "train.batch_size": 2, "train.lr": 1e-3, "train.val_batch_size": 2, "train.val_max_new_tokens": 6,
-        "eval.wheel_dir": OFFICIAL, "data.feature_cache": data / "feature_cache",
-    }  # fmt: skip
+        "data.root": data,
+        "data.val_fraction": 0.2,
+        "data.label_type": "ovlabel",
+        "data.val_max_samples": 3,
+        "train.output_dir": out,
+        "train.run_name": "t",
+        "train.epochs": 1,
+        "train.iters_per_epoch": 2,
+        "train.batch_size": 2,
+        "train.lr": 1e-3,
+        "train.val_batch_size": 2,
+        "train.val_max_new_tokens": 6,
+        "eval.wheel_dir": OFFICIAL,
+        "data.feature_cache": data / "feature_cache",
+    }
     sh([REPO / "train.py", *(f"{k}={v}" for k, v in overrides.items())])
     return out / "t"
 
@@ -77,18 +95,24 @@ def val_results(trained_run: Path, tmp_path_factory) -> Path:
 
 def test_val_split_scores_exactly_what_the_training_loop_logged(trained_run: Path, val_results: Path, capsys) -> None:
     best = json.loads((trained_run / "best.json").read_text())["checkpoint"]
-    logged_predictions = [json.loads(x) for x in (trained_run / best / "val_predictions.jsonl").read_text().splitlines()]
+    logged_predictions = [
+        json.loads(x) for x in (trained_run / best / "val_predictions.jsonl").read_text().splitlines()
+    ]
     answers = read_responses(val_results / "val.jsonl")
     assert answers == {row["name"]: row["response"] for row in logged_predictions}  # same records, same answers
     code, stdout, _ = run(["run", "--results-dir", val_results], capsys)
     assert code == 0 and "| val |" in stdout
     table = json.loads((val_results / "eval-parser" / "unibench.json").read_text())
     epoch = int(best.split("_")[1])
-    logged = next(json.loads(x) for x in (trained_run / "metrics.jsonl").read_text().splitlines() if json.loads(x)["epoch"] == epoch)
+    logged = next(
+        json.loads(x)
+        for x in (trained_run / "metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["epoch"] == epoch
+    )
     val_keys = [k for k in logged if k.startswith("val/")]
     assert len(val_keys) >= 10 and "val/avg-L1/f1" in val_keys
     for key in val_keys:
-        assert table["ew"]["val"][key[len("val/"):]] == logged[key], key  # exactly, not approximately
+        assert table["ew"]["val"][key[len("val/") :]] == logged[key], key  # exactly, not approximately
     assert table["extraction"]["val"]["n_answers"] == 3 and table["wheel"] == str(OFFICIAL)
 
 
@@ -126,18 +150,33 @@ def build_unibench(base: Path) -> dict[str, str]:
     for name, prefix in (("MER2023", "m"), ("MER2024", "n")):
         corpus = {f"{prefix}_{w}": {"emo": w, "val": 0.0} for w in DISCRETE}
         save_npz_object(roots[name] / "label-6way.npz", train_corpus={}, test1_corpus=corpus)
-        _subtitles(roots[name], list(corpus), "transcription-engchi-polish.csv" if name == "MER2023" else "transcription_merge.csv")
+        _subtitles(
+            roots[name],
+            list(corpus),
+            "transcription-engchi-polish.csv" if name == "MER2023" else "transcription_merge.csv",
+        )
     meld = {"test_dia0_utt0": 1, "test_dia0_utt1": 2, "test_dia1_utt0": 0}
-    save_npz_object(roots["MELD"] / "label.npz", train_corpus={}, val_corpus={}, test_corpus={k: {"emo": v} for k, v in meld.items()})
+    save_npz_object(
+        roots["MELD"] / "label.npz",
+        train_corpus={},
+        val_corpus={},
+        test_corpus={k: {"emo": v} for k, v in meld.items()},
+    )
     _subtitles(roots["MELD"], list(meld))
     iemocap = {"Ses05F_impro01_F000": 0, "Ses05M_impro01_M001": 1, "Ses05F_impro02_F002": 3, "Ses01F_impro01_F000": 1}
     save_npz_object(roots["IEMOCAPFour"] / "label_4way.npz", whole_corpus={k: {"emo": v} for k, v in iemocap.items()})
     _subtitles(roots["IEMOCAPFour"], list(iemocap))
     for name in ("CMUMOSI", "CMUMOSEI", "SIMS", "SIMSv2"):
-        save_npz_object(roots[name] / "label.npz", train_corpus={}, val_corpus={},
-                        test_corpus={f"{name}_{k}": {"val": v} for k, v in SENTIMENT_GT.items()})  # fmt: skip
+        save_npz_object(
+            roots[name] / "label.npz",
+            train_corpus={},
+            val_corpus={},
+            test_corpus={f"{name}_{k}": {"val": v} for k, v in SENTIMENT_GT.items()},
+        )
         _subtitles(roots[name], [f"{name}_{k}" for k in SENTIMENT_GT])
-    pd.DataFrame({"name": list(OV_GT), "openset": list(OV_GT.values())}).to_csv(roots["OVMERDPlus"] / "ovlabel.csv", index=False)
+    pd.DataFrame({"name": list(OV_GT), "openset": list(OV_GT.values())}).to_csv(
+        roots["OVMERDPlus"] / "ovlabel.csv", index=False
+    )
     pd.DataFrame({"name": list(OV_GT), "sentence": "hi"}).to_csv(roots["OVMERDPlus"] / "subtitle_eng.csv", index=False)
     return {k: str(v) for k, v in roots.items()}
 
@@ -152,14 +191,23 @@ def write_answers(folder: Path) -> None:
     answers = {
         "MER2023": {f"m_{w}": sentence(w) for w in DISCRETE},
         "MER2024": {f"n_{w}": sentence(w) for w in DISCRETE},
-        "MELD": {"test_dia0_utt0": sentence("joy"), "test_dia0_utt1": sentence("sadness"), "test_dia1_utt0": sentence("anger")},
-        "IEMOCAPFour": {"Ses05F_impro01_F000": sentence("happy"), "Ses05M_impro01_M001": sentence("sad"),
-                        "Ses05F_impro02_F002": sentence("angry")},  # fmt: skip
+        "MELD": {
+            "test_dia0_utt0": sentence("joy"),
+            "test_dia0_utt1": sentence("sadness"),
+            "test_dia1_utt0": sentence("anger"),
+        },
+        "IEMOCAPFour": {
+            "Ses05F_impro01_F000": sentence("happy"),
+            "Ses05M_impro01_M001": sentence("sad"),
+            "Ses05F_impro02_F002": sentence("angry"),
+        },
         "OVMERDPlus": {"o1": sentence("happy", "excited"), "o2": "```\nsad; lonely\n```", "o3": "???"},
     }
     for name in ("CMUMOSI", "CMUMOSEI", "SIMS", "SIMSv2"):
-        answers[name] = {f"{name}_{k}": sentence("happy", "cheerful") if v > 0 else sentence("sad", "angry")
-                         for k, v in SENTIMENT_GT.items()}  # fmt: skip
+        answers[name] = {
+            f"{name}_{k}": sentence("happy", "cheerful") if v > 0 else sentence("sad", "angry")
+            for k, v in SENTIMENT_GT.items()
+        }
     for name, rows in answers.items():
         pd.DataFrame({"name": list(rows), "response": list(rows.values())}).to_csv(folder / f"{name}.csv", index=False)
 
@@ -178,7 +226,9 @@ def test_parser_extractor_gives_the_full_table(unibench_setup, tmp_path: Path, c
     answers, config = unibench_setup
     results = tmp_path / "answers"
     shutil.copytree(answers, results)
-    code, stdout, _ = run(["run", "--results-dir", results, "--data-roots-from", config, "--wheel-dir", OFFICIAL], capsys)
+    code, stdout, _ = run(
+        ["run", "--results-dir", results, "--data-roots-from", config, "--wheel-dir", OFFICIAL], capsys
+    )
     assert code == 0
     table = json.loads((results / "eval-parser" / "unibench.json").read_text())
     assert table["complete"] and list(table["scores_x100"]) == list(UNIBENCH_ORDER)
@@ -186,8 +236,12 @@ def test_parser_extractor_gives_the_full_table(unibench_setup, tmp_path: Path, c
         assert table["scores_x100"][name] == 100.0, name
     # OVMERDPlus: o2 (code fence, ';') still parses, o3 ('???') counts as an empty prediction, nothing dropped.
     wheel = get_wheel(OFFICIAL)
-    expected = score_dataset("OVMERDPlus", Path(json.loads(config.read_text())["data"]["unibench_roots"]["OVMERDPlus"]),
-                             wheel, {"o1": "[happy, excited]", "o2": "[]", "o3": "[]"})  # fmt: skip
+    expected = score_dataset(
+        "OVMERDPlus",
+        Path(json.loads(config.read_text())["data"]["unibench_roots"]["OVMERDPlus"]),
+        wheel,
+        {"o1": "[happy, excited]", "o2": "[]", "o3": "[]"},
+    )
     assert table["datasets"]["OVMERDPlus"]["score"] == pytest.approx(expected.score, abs=1e-12)
     assert table["extraction"]["OVMERDPlus"] == {"n_answers": 3, "n_empty": 2, "n_unparsed": 2}
     assert table["mean_x100"] == round((800 + expected.score * 100) / 9, 2)
@@ -198,8 +252,21 @@ def test_parser_extractor_gives_the_full_table(unibench_setup, tmp_path: Path, c
     assert (derived / "unibench.md").read_text().startswith("| MER2023")
     # The derived files are what `unibench --all` reads: the same table.
     out = tmp_path / "again.json"
-    code, _, _ = run(["unibench", "--all", "--results-dir", derived, "--data-roots-from", config,
-                      "--wheel-dir", OFFICIAL, "--out", out], capsys)  # fmt: skip
+    code, _, _ = run(
+        [
+            "unibench",
+            "--all",
+            "--results-dir",
+            derived,
+            "--data-roots-from",
+            config,
+            "--wheel-dir",
+            OFFICIAL,
+            "--out",
+            out,
+        ],
+        capsys,
+    )
     assert code == 0 and json.loads(out.read_text())["scores_x100"] == table["scores_x100"]
 
 
@@ -207,8 +274,20 @@ def test_lexicon_extractor_reads_prose(unibench_setup, tmp_path: Path, capsys) -
     answers, config = unibench_setup
     results = tmp_path / "answers"
     shutil.copytree(answers, results)
-    code, stdout, _ = run(["run", "--results-dir", results, "--extractor", "lexicon", "--data-roots-from", config,
-                           "--wheel-dir", OFFICIAL], capsys)  # fmt: skip
+    code, stdout, _ = run(
+        [
+            "run",
+            "--results-dir",
+            results,
+            "--extractor",
+            "lexicon",
+            "--data-roots-from",
+            config,
+            "--wheel-dir",
+            OFFICIAL,
+        ],
+        capsys,
+    )
     assert code == 0 and "extractor: lexicon" in stdout
     table = json.loads((results / "eval-lexicon" / "unibench.json").read_text())
     assert table["complete"] and table["extractor"] == "lexicon"
@@ -238,13 +317,22 @@ def tiny_instruct(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("llm") / "tiny-instruct"
     shutil.copytree(ensure_qwen25_tokenizer(), folder)
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=151936, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, intermediate_size=64, initializer_range=1.0)  # fmt: skip
+    config = Qwen2Config(
+        vocab_size=151936,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        initializer_range=1.0,
+    )
     Qwen2ForCausalLM(config).save_pretrained(folder)
     return folder
 
 
-def test_llm_extractor_end_to_end_and_the_cache_makes_reruns_free(unibench_setup, tiny_instruct: Path, tmp_path: Path, capsys) -> None:
+def test_llm_extractor_end_to_end_and_the_cache_makes_reruns_free(
+    unibench_setup, tiny_instruct: Path, tmp_path: Path, capsys
+) -> None:
     answers, config = unibench_setup
     results = tmp_path / "answers"
     results.mkdir()
@@ -252,16 +340,38 @@ def test_llm_extractor_end_to_end_and_the_cache_makes_reruns_free(unibench_setup
         shutil.copy(answers / f"{name}.csv", results / f"{name}.csv")
     llm = tmp_path / "llm"
     shutil.copytree(tiny_instruct, llm)
-    args = ["run", "--results-dir", results, "--extractor", "llm", "--llm", llm, "--llm-max-new-tokens", "6",
-            "--llm-batch-size", "4", "--backend", "transformers", "--data-roots-from", config, "--wheel-dir", OFFICIAL,
-            "--partial"]  # fmt: skip
+    args = [
+        "run",
+        "--results-dir",
+        results,
+        "--extractor",
+        "llm",
+        "--llm",
+        llm,
+        "--llm-max-new-tokens",
+        "6",
+        "--llm-batch-size",
+        "4",
+        "--backend",
+        "transformers",
+        "--data-roots-from",
+        config,
+        "--wheel-dir",
+        OFFICIAL,
+        "--partial",
+    ]
     code, stdout, _ = run(args, capsys)
     assert code == 0, stdout
     first = json.loads((results / "eval-llm" / "unibench.json").read_text())
     assert set(first["scores_x100"]) == {"OVMERDPlus", "CMUMOSI", "MELD"} and not first["complete"]
     assert all(0.0 <= v <= 100.0 for v in first["scores_x100"].values())
-    distinct = len({*pd.read_csv(answers / "OVMERDPlus.csv")["response"], *pd.read_csv(answers / "CMUMOSI.csv")["response"],
-                    *pd.read_csv(answers / "MELD.csv")["response"]})  # fmt: skip
+    distinct = len(
+        {
+            *pd.read_csv(answers / "OVMERDPlus.csv")["response"],
+            *pd.read_csv(answers / "CMUMOSI.csv")["response"],
+            *pd.read_csv(answers / "MELD.csv")["response"],
+        }
+    )
     assert first["extraction_computed"] >= distinct  # every distinct answer once (+ sentiment prompts)
     for name, n in (("OVMERDPlus", 3), ("CMUMOSI", 5), ("MELD", 3)):
         counts = first["extraction"][name]

@@ -19,9 +19,17 @@ from affectgpt.model.fusion import (
 )
 
 OFFICIAL_HEADS = (  # §1.4: every trainable non-LoRA Linear of the headline config
-    "affectgpt_proj", "video_attention_mlp", "audio_llama_proj", "audio_attention_mlp", "multi_video_embs",
-    "multi_audio_embs", "attention_mlp", "fc_att", "multi_llama_proj", "image_llama_proj",
-)  # fmt: skip
+    "affectgpt_proj",
+    "video_attention_mlp",
+    "audio_llama_proj",
+    "audio_attention_mlp",
+    "multi_video_embs",
+    "multi_audio_embs",
+    "attention_mlp",
+    "fc_att",
+    "multi_llama_proj",
+    "image_llama_proj",
+)
 
 
 def set_linear(layer: nn.Linear, weight: list, bias: list) -> None:
@@ -32,7 +40,9 @@ def set_linear(layer: nn.Linear, weight: list, bias: list) -> None:
 
 def small_heads(**kw) -> ModalityHeads:
     """visual 2, audio 3 (so max_h = 3), llm 2; projections with hand-picked weights."""
-    heads = ModalityHeads(visual_dim=2, audio_dim=3, llm_dim=2, qformer_hidden=4, qformer_heads=2, qformer_layers=1, **kw)
+    heads = ModalityHeads(
+        visual_dim=2, audio_dim=3, llm_dim=2, qformer_hidden=4, qformer_heads=2, qformer_layers=1, **kw
+    )
     set_linear(heads.affectgpt_proj, [[1.0, 0.0], [1.0, -1.0]], [0.5, 0.0])
     set_linear(heads.audio_llama_proj, [[1.0, 1.0, 1.0], [0.0, 2.0, 0.0]], [0.0, -1.0])
     return heads
@@ -79,7 +89,11 @@ def test_prefusion_weights_are_two_raw_linear_outputs():
     # w = (3, -4 + 0.5) = (3, -3.5): raw, one negative, not summing to 1
     # fused = 3 v - 3.5 a = (9 - 3.5, 12 - 3.5, 21 - 7) = (5.5, 8.5, 14); token = (5.5, 14 + 10)
     torch.testing.assert_close(heads.multi_tokens(VIDEO, AUDIO), torch.tensor([[[5.5, 24.0]]]))
-    assert heads.attention_mlp.in_features == 6 and heads.fc_att.out_features == 2 and heads.multi_llama_proj.in_features == 3
+    assert (
+        heads.attention_mlp.in_features == 6
+        and heads.fc_att.out_features == 2
+        and heads.multi_llama_proj.in_features == 3
+    )
 
 
 def test_query_token_counts_repeat_the_pooled_token():
@@ -115,19 +129,27 @@ def test_official_parameter_names_and_count():
     assert sum(p.numel() for p in heads.parameters()) == 16_798_468  # reference E16
     shapes = {n: tuple(p.shape) for n, p in heads.named_parameters() if n.endswith("weight")}
     assert shapes == {
-        "affectgpt_proj.weight": (3584, 768), "video_attention_mlp.weight": (1, 768),
-        "audio_llama_proj.weight": (3584, 1024), "audio_attention_mlp.weight": (1, 1024),
-        "multi_video_embs.weight": (1024, 768), "multi_audio_embs.weight": (1024, 1024),
-        "attention_mlp.weight": (1024, 2048), "fc_att.weight": (2, 1024), "multi_llama_proj.weight": (3584, 1024),
+        "affectgpt_proj.weight": (3584, 768),
+        "video_attention_mlp.weight": (1, 768),
+        "audio_llama_proj.weight": (3584, 1024),
+        "audio_attention_mlp.weight": (1, 1024),
+        "multi_video_embs.weight": (1024, 768),
+        "multi_audio_embs.weight": (1024, 1024),
+        "attention_mlp.weight": (1024, 2048),
+        "fc_att.weight": (2, 1024),
+        "multi_llama_proj.weight": (3584, 1024),
         "image_llama_proj.weight": (3584, 768),
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"video_fusion": "softmax"}, "model.video_fusion='softmax'"), ({"audio_fusion": "max"}, "model.audio_fusion='max'"),
-     ({"multi_fusion": "mean"}, "model.multi_fusion='mean'")],
-)  # fmt: skip
+    [
+        ({"video_fusion": "softmax"}, "model.video_fusion='softmax'"),
+        ({"audio_fusion": "max"}, "model.audio_fusion='max'"),
+        ({"multi_fusion": "mean"}, "model.multi_fusion='mean'"),
+    ],
+)
 def test_unknown_fusion_names_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ModalityHeads(2, 3, 2, **kwargs)
@@ -137,9 +159,10 @@ def test_qformer_sizes_positions_and_forward():
     with torch.device("meta"):
         heads = ModalityHeads(768, 1024, 3584, "qformer", "qformer", "qformer", 32, 8, 1)
     for pool, positions, width, queries in (
-        (heads.video_qformer, VIDEO_POSITIONS, 768, 32), (heads.audio_qformer, AUDIO_POSITIONS, 1024, 8),
+        (heads.video_qformer, VIDEO_POSITIONS, 768, 32),
+        (heads.audio_qformer, AUDIO_POSITIONS, 1024, 8),
         (heads.multi_qformer, MULTI_POSITIONS, 1024, 1),
-    ):  # fmt: skip
+    ):
         config = pool.qformer.config  # official: bert-base sizes, 2 layers, cross-attention in every layer
         assert (config.hidden_size, config.num_attention_heads, config.num_hidden_layers) == (768, 12, 2)
         assert config.encoder_hidden_size == width and config.cross_attention_frequency == 1
@@ -147,7 +170,12 @@ def test_qformer_sizes_positions_and_forward():
         assert pool.position_embedding.num_embeddings == positions and pool.position_embedding.embedding_dim == width
         assert pool.query_tokens.shape == (1, queries, 768)
     assert (VIDEO_POSITIONS, AUDIO_POSITIONS, MULTI_POSITIONS) == (32, 8, 264)
-    assert heads.affectgpt_proj.in_features == heads.audio_llama_proj.in_features == heads.multi_llama_proj.in_features == 768
+    assert (
+        heads.affectgpt_proj.in_features
+        == heads.audio_llama_proj.in_features
+        == heads.multi_llama_proj.in_features
+        == 768
+    )
 
     torch.manual_seed(0)
     pool = QFormerPool(input_dim=6, n_queries=3, max_positions=5, hidden=8, heads=2, layers=1).eval()
@@ -175,8 +203,9 @@ def test_qformer_queries_start_small_as_blip2():
 
 def test_qformer_heads_pool_then_project():
     torch.manual_seed(0)
-    heads = ModalityHeads(6, 10, 5, "qformer", "qformer", "qformer", 2, 3, 4, qformer_hidden=8, qformer_heads=2,
-                          qformer_layers=1).eval()  # fmt: skip
+    heads = ModalityHeads(
+        6, 10, 5, "qformer", "qformer", "qformer", 2, 3, 4, qformer_hidden=8, qformer_heads=2, qformer_layers=1
+    ).eval()
     v, a = torch.randn(2, 8, 6), torch.randn(2, 8, 10)
     with torch.no_grad():
         torch.testing.assert_close(heads.video_tokens(v), heads.affectgpt_proj(heads.video_qformer(v)))

@@ -19,10 +19,17 @@ N_NEW = 12
 IM_END, END_OF_TEXT = 151645, 151643  # Qwen2.5's ids (reference §1.5 / Qwen2.5 generation_config.json)
 # What a hostile folder sets: each entry changes greedy or sampled answers if inherited.
 FOLDER_GENERATION_CONFIG = {
-    "do_sample": True, "temperature": 0.01, "top_k": 3, "top_p": 0.5, "repetition_penalty": 1.5,
-    "no_repeat_ngram_size": 1, "min_p": 0.9, "eos_token_id": [IM_END, END_OF_TEXT], "bos_token_id": END_OF_TEXT,
+    "do_sample": True,
+    "temperature": 0.01,
+    "top_k": 3,
+    "top_p": 0.5,
+    "repetition_penalty": 1.5,
+    "no_repeat_ngram_size": 1,
+    "min_p": 0.9,
+    "eos_token_id": [IM_END, END_OF_TEXT],
+    "bos_token_id": END_OF_TEXT,
     "pad_token_id": END_OF_TEXT,
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,9 @@ def folder_model(tmp_path_factory):
     llm = Qwen2ForCausalLM(tiny_config("llm", cfg.model))
     with torch.no_grad():  # peaked logits as the demo LLM's; a tenth of the input embedding makes it repeat tokens
         emb = llm.get_input_embeddings().weight  # as real LMs do greedily, so a repetition penalty would show
-        llm.lm_head.weight.normal_(std=cfg.model.tiny_llm_head_std).add_(0.3 * cfg.model.tiny_llm_head_std * emb / emb.std())
+        llm.lm_head.weight.normal_(std=cfg.model.tiny_llm_head_std).add_(
+            0.3 * cfg.model.tiny_llm_head_std * emb / emb.std()
+        )
     llm.save_pretrained(folder)
     (folder / "generation_config.json").write_text(json.dumps(FOLDER_GENERATION_CONFIG), encoding="utf-8")
     cfg.model.llm = str(folder)
@@ -48,16 +57,26 @@ def folder_model(tmp_path_factory):
 def prompt_batch(model, tok, subtitles: list[str], seed: int = 0) -> dict:
     """Left-padded official prompts (no bos, as official inference) with random encoder features."""
     n_query = {"multi": 1, "audio": 1, "video": 1}
-    rows = [tok(prompts.build_prompt("multiface_audio_face_text", s, prompts.OVLABEL_QUESTION, n_query),
-                add_special_tokens=False).input_ids for s in subtitles]  # fmt: skip
+    rows = [
+        tok(
+            prompts.build_prompt("multiface_audio_face_text", s, prompts.OVLABEL_QUESTION, n_query),
+            add_special_tokens=False,
+        ).input_ids
+        for s in subtitles
+    ]
     width = max(map(len, rows))
     ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
     g = torch.Generator().manual_seed(seed)
     b = len(subtitles)
     visual, audio = model.heads.multi_video_embs.in_features, model.heads.multi_audio_embs.in_features
-    return {"input_ids": ids, "attention_mask": mask, "names": [f"s{i}" for i in range(b)],
-            "face_feats": torch.randn(b, 8, visual, generator=g), "audio_feats": torch.randn(b, 8, audio, generator=g)}  # fmt: skip
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "names": [f"s{i}" for i in range(b)],
+        "face_feats": torch.randn(b, 8, visual, generator=g),
+        "audio_feats": torch.randn(b, 8, audio, generator=g),
+    }
 
 
 def row(batch: dict, i: int) -> dict:
@@ -122,7 +141,12 @@ def test_generation_config_holds_the_official_settings():
     greedy = generation_config(30, False, 0.5, 0.5, 7, [IM_END, END_OF_TEXT], IM_END)
     sample = generation_config(1200, True, 1.0, 0.9, OFFICIAL_TOP_K, [IM_END, END_OF_TEXT], IM_END)
     for config in (greedy, sample):  # official answer_sample: these are passed explicitly
-        assert (config.repetition_penalty, config.length_penalty, config.num_beams, config.min_length) == (1.0, 1.0, 1, 1)
+        assert (config.repetition_penalty, config.length_penalty, config.num_beams, config.min_length) == (
+            1.0,
+            1.0,
+            1,
+            1,
+        )
         assert config.eos_token_id == [IM_END, END_OF_TEXT] and config.pad_token_id == IM_END
         assert config.no_repeat_ngram_size == 0 and config.forced_bos_token_id is None and config.min_new_tokens is None
     assert greedy.max_new_tokens == 30 and greedy.do_sample is False
@@ -155,8 +179,9 @@ def test_sampling_uses_our_temperature_top_p_top_k_only(folder_model, temperatur
     model, tok = folder_model
     single = row(prompt_batch(model, tok, ["Leave me alone."], seed=1), 0)
     torch.manual_seed(123)
-    ours = model.generate_ids(single, max_new_tokens=N_NEW, do_sample=True, temperature=temperature, top_p=top_p,
-                              top_k=top_k)[0].tolist()  # fmt: skip
+    ours = model.generate_ids(
+        single, max_new_tokens=N_NEW, do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k
+    )[0].tolist()
     torch.manual_seed(123)
     expected = hand_decode(model, single, N_NEW, sampler(temperature, top_k, top_p))
     assert not set(expected) & {IM_END, END_OF_TEXT} and "###" not in tok.decode(expected)

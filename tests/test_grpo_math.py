@@ -183,8 +183,14 @@ def test_global_normaliser_makes_split_batches_average_to_the_whole(aggregation)
     old = _logp(net, x, tokens).detach() + (old - logp_all)  # ratios away from 1: clipping active in places
 
     def grad(rows, normaliser=None):
-        loss, _ = grpo_loss(_logp(net, x, tokens)[rows], old[rows], adv[rows], mask[rows], aggregation=aggregation,
-                            normaliser=normaliser)  # fmt: skip
+        loss, _ = grpo_loss(
+            _logp(net, x, tokens)[rows],
+            old[rows],
+            adv[rows],
+            mask[rows],
+            aggregation=aggregation,
+            normaliser=normaliser,
+        )
         return torch.autograd.grad(loss, list(net.parameters()))
 
     whole = grad(slice(0, 4))
@@ -211,8 +217,9 @@ def test_clipped_ratios_in_the_advantage_direction_get_no_gradient():
         expected = [0.0 if z else -adv * float(r) / 5 for z, r in zip(zero, ratio[0])]
         _close(logp.grad[0], expected)
         _close(stats["clip_fraction"], 2 / 5)
-    _, stats = clipped_surrogate(logp.reshape(5, 1), old.reshape(5, 1), torch.zeros(5, dtype=torch.float64),
-                                 mask.reshape(5, 1), eps_clip=eps)  # fmt: skip
+    _, stats = clipped_surrogate(
+        logp.reshape(5, 1), old.reshape(5, 1), torch.zeros(5, dtype=torch.float64), mask.reshape(5, 1), eps_clip=eps
+    )
     _close(stats["clip_fraction"], 0.0)  # advantage 0: no direction, nothing counts as clipped
 
 

@@ -93,11 +93,19 @@ def test_unparsable_completion_scores_zero_through_the_sentence_parser(wheel):
 @pytest.mark.parametrize(
     ("kind", "p", "g", "factor"),
     [
-        ("inverse", 5, 2, 1 / 4), ("ratio", 5, 2, 2 / 5), ("log", 5, 2, math.log(2) / math.log(5)), ("none", 5, 2, 1.0),
-        ("inverse", 3, 1, 1 / 3), ("ratio", 3, 1, 1 / 3), ("log", 3, 1, 0.0), ("none", 3, 1, 1.0),
-        ("inverse", 2, 1, 1 / 2), ("ratio", 4, 3, 3 / 4), ("log", 9, 3, 0.5),  # log 3 / log 9 = 1/2
+        ("inverse", 5, 2, 1 / 4),
+        ("ratio", 5, 2, 2 / 5),
+        ("log", 5, 2, math.log(2) / math.log(5)),
+        ("none", 5, 2, 1.0),
+        ("inverse", 3, 1, 1 / 3),
+        ("ratio", 3, 1, 1 / 3),
+        ("log", 3, 1, 0.0),
+        ("none", 3, 1, 1.0),
+        ("inverse", 2, 1, 1 / 2),
+        ("ratio", 4, 3, 3 / 4),
+        ("log", 9, 3, 0.5),  # log 3 / log 9 = 1/2
     ],
-)  # fmt: skip
+)
 def test_length_penalty_when_more_labels_than_gt(kind, p, g, factor):
     assert length_penalty(p, g, kind) == pytest.approx(factor, abs=EXACT)
 
@@ -190,8 +198,20 @@ def test_label_sentence_never_raises(text):
     assert is_label_sentence("The character's emotional state is " + text) in (True, False)
 
 
-VOCAB = ["happy", "joyful", "sad", "worried", "calm", "surprised", "disgust", "fear", "brave", "angry", "neutral",
-         "xyzzy"]  # fmt: skip
+VOCAB = [
+    "happy",
+    "joyful",
+    "sad",
+    "worried",
+    "calm",
+    "surprised",
+    "disgust",
+    "fear",
+    "brave",
+    "angry",
+    "neutral",
+    "xyzzy",
+]
 
 
 @settings(max_examples=150, deadline=None)

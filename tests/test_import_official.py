@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_checkpoint import feature_batch, logits, randomize_trainable
 
 from affectgpt.config import Config
 from affectgpt.import_official import main, read_official
 from affectgpt.model.build import build_model, build_skeleton
 from affectgpt.model.checkpoint import CheckpointError, load_checkpoint
-from test_checkpoint import feature_batch, logits, randomize_trainable
 
-LORA_MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")  # fmt: skip
-HEADS = ("affectgpt_proj", "video_attention_mlp", "audio_llama_proj", "audio_attention_mlp", "multi_audio_embs",
-         "multi_video_embs", "attention_mlp", "fc_att", "multi_llama_proj", "image_llama_proj")  # fmt: skip
+LORA_MODULES = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
+HEADS = (
+    "affectgpt_proj",
+    "video_attention_mlp",
+    "audio_llama_proj",
+    "audio_attention_mlp",
+    "multi_audio_embs",
+    "multi_video_embs",
+    "attention_mlp",
+    "fc_att",
+    "multi_llama_proj",
+    "image_llama_proj",
+)
 
 
 class NotAWeight:
@@ -46,8 +63,12 @@ def official(tmp_path_factory):
     randomize_trainable(reference, seed=7)
     state = official_state(reference, cfg.model.tiny_llm_layers)
     path = tmp / "checkpoint_000060_loss_0.480.pth"
-    extras = {"optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-5}]},
-              "config": {"run": {"seed": 42}}, "scaler": {"scale": 65536.0}, "epoch": 60}  # fmt: skip
+    extras = {
+        "optimizer": {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 1e-5}]},
+        "config": {"run": {"seed": 42}},
+        "scaler": {"scale": 65536.0},
+        "epoch": 60,
+    }
     torch.save({"model": state, **extras}, path)
     return tmp, cfg_path, path, state, reference, tok
 
@@ -61,7 +82,9 @@ def test_import_round_trip_matches_directly_set_weights(official, capsys):
     load_checkpoint(model, tmp / "imported")
     batch = feature_batch(tok, model)
     assert torch.equal(logits(model, batch), logits(reference, batch))
-    assert (tmp / "imported" / "config.yaml").read_text() == Config().to_yaml().replace("run_name: ''", "run_name: tiny")
+    assert (tmp / "imported" / "config.yaml").read_text() == Config().to_yaml().replace(
+        "run_name: ''", "run_name: tiny"
+    )
 
 
 def test_unknown_missing_and_misshaped_keys_are_named(official, capsys):

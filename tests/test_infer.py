@@ -19,9 +19,9 @@ import torch
 
 from affectgpt.config import load_config
 from affectgpt.data import prompts
+from affectgpt.data.dataset import AffectDataset
 from affectgpt.data.safe_npz import load_npz_object
 from affectgpt.data.synthetic import generate, write_unibench
-from affectgpt.data.dataset import AffectDataset
 from affectgpt.infer.generate import GenerationSettings, chunk_seed, resolve_question
 from affectgpt.infer.outputs import read_meta, read_responses
 from affectgpt.infer.runner import resolve_checkpoint
@@ -47,11 +47,17 @@ def ckpt(data_root: Path, tmp_path_factory) -> Path:
     from affectgpt.model.build import build_model
     from affectgpt.model.checkpoint import save_checkpoint
 
-    cfg = load_config(REPO / "configs" / "demo.yaml", [
-        f"data.root={data_root}", f"data.unibench_roots={{OVMERDPlus: {data_root}/unibench/OVMERDPlus}}",
-        f"eval.wheel_dir={OFFICIAL}", "eval.max_new_tokens=5", "eval.batch_size=1",
-        "data.feature_cache=",  # decode media here: the demo's training feature cache does not hold these sets
-    ])  # fmt: skip
+    cfg = load_config(
+        REPO / "configs" / "demo.yaml",
+        [
+            f"data.root={data_root}",
+            f"data.unibench_roots={{OVMERDPlus: {data_root}/unibench/OVMERDPlus}}",
+            f"eval.wheel_dir={OFFICIAL}",
+            "eval.max_new_tokens=5",
+            "eval.batch_size=1",
+            "data.feature_cache=",  # decode media here: the demo's training feature cache does not hold these sets
+        ],
+    )
     model, _ = build_model(cfg)
     return save_checkpoint(model, cfg, tmp_path_factory.mktemp("run") / "epoch_0001")
 
@@ -62,7 +68,12 @@ def reference(ckpt: Path, tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("ref") / "OVMERDPlus.csv"
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        code = infer.main([str(a) for a in ["--ckpt", ckpt, "--dataset", "ovmerdplus", "--out", out, "--official-npz", "--no-progress"]])
+        code = infer.main(
+            [
+                str(a)
+                for a in ["--ckpt", ckpt, "--dataset", "ovmerdplus", "--out", out, "--official-npz", "--no-progress"]
+            ]
+        )
     assert code == 0, buffer.getvalue()
     return out, buffer.getvalue()
 
@@ -97,7 +108,9 @@ def test_dataset_rows_meta_npz_and_rerun_skips_everything(ckpt: Path, data_root:
     assert code == 2 and "other settings" in err and "max_new_tokens" in err and out.read_bytes() == before
 
 
-def test_ctrl_c_mid_run_then_rerun_completes_only_the_missing_names(ckpt: Path, reference, tmp_path: Path, capsys) -> None:
+def test_ctrl_c_mid_run_then_rerun_completes_only_the_missing_names(
+    ckpt: Path, reference, tmp_path: Path, capsys
+) -> None:
     """A real SIGINT (Ctrl-C) delivered to this process once two answers are on disk."""
     out = tmp_path / "part" / "OVMERDPlus.jsonl"
     args = ["--ckpt", ckpt, "--dataset", "OVMERDPlus", "--out", out, "--no-progress"]
@@ -131,12 +144,16 @@ def test_ctrl_c_mid_run_then_rerun_completes_only_the_missing_names(ckpt: Path, 
     assert read_responses(reference[0]) == resumed  # greedy, batch 1: the same answers as an uninterrupted run
 
 
-def test_single_clip_answers_like_the_dataset_run(ckpt: Path, data_root: Path, reference, tmp_path: Path, capsys) -> None:
+def test_single_clip_answers_like_the_dataset_run(
+    ckpt: Path, data_root: Path, reference, tmp_path: Path, capsys
+) -> None:
     root = data_root / "unibench" / "OVMERDPlus"
     name = "sample_00000003"
     subtitle = pd.read_csv(root / "subtitle_eng.csv").set_index("name").loc[name, "sentence"]
     clip = ["--ckpt", ckpt, "--video", root / "video" / f"{name}.mp4", "--subtitle", subtitle]
-    code, stdout, _ = run(clip + ["--audio", root / "audio" / f"{name}.wav", "--face", root / "openface_face" / f"{name}.npy"], capsys)
+    code, stdout, _ = run(
+        clip + ["--audio", root / "audio" / f"{name}.wav", "--face", root / "openface_face" / f"{name}.npy"], capsys
+    )
     assert code == 0 and stdout.strip() == read_responses(reference[0])[name].strip()
     code, stdout, err = run(clip, capsys)  # no face file: frames; no audio file: the video's sound track
     assert code == 0 and "reading video frames (multiframe_audio_frame_text)" in err and stdout.strip() != ""
@@ -174,7 +191,9 @@ def test_generation_settings_and_seeds(ckpt: Path) -> None:
     assert (official.greedy, official.temperature, official.top_p, official.max_new_tokens) == (False, 1.0, 0.9, 1200)
     sampled = settings("--temperature", "0.5", "--seed", "7")
     assert not sampled.greedy and sampled.temperature == 0.5 and sampled.seed == 7
-    assert chunk_seed(7, ["a", "b"]) == chunk_seed(7, ["a", "b"]) != chunk_seed(7, ["a", "c"]) != chunk_seed(8, ["a", "c"])
+    assert (
+        chunk_seed(7, ["a", "b"]) == chunk_seed(7, ["a", "b"]) != chunk_seed(7, ["a", "c"]) != chunk_seed(8, ["a", "c"])
+    )
 
 
 def test_run_directory_resolves_to_its_best_checkpoint(ckpt: Path, tmp_path: Path) -> None:
@@ -192,8 +211,8 @@ def test_generate_responses_batches_first_answers_and_stop(ckpt: Path, data_root
     """The shared generation loop: filler repeats keep the first answer, on_batch sees each name once, a stop
     ends it after the current batch."""
     from affectgpt.data.unibench import read_unibench
-    from affectgpt.infer.runner import load_model
     from affectgpt.infer.generate import generate_responses, shard
+    from affectgpt.infer.runner import load_model
 
     cfg = load_config(ckpt / "config.yaml")
     model, tokenizer = load_model(cfg, ckpt, torch.device("cpu"))
@@ -202,8 +221,14 @@ def test_generate_responses_batches_first_answers_and_stop(ckpt: Path, data_root
     assert n_real == 3 and [r.name for r in padded] == [r.name for r in records + records[:1]]
     kw = {"settings": GenerationSettings(batch_size=2, max_new_tokens=3), "question": "Why?"}
     batches: list[tuple[list[str], dict[str, str]]] = []
-    answers = generate_responses(model, padded, cfg, tokenizer, **kw,
-                                 on_batch=lambda recs, ans: batches.append(([r.name for r in recs], dict(ans))))  # fmt: skip
+    answers = generate_responses(
+        model,
+        padded,
+        cfg,
+        tokenizer,
+        **kw,
+        on_batch=lambda recs, ans: batches.append(([r.name for r in recs], dict(ans))),
+    )
     names = [r.name for r in records]
     assert [b[0] for b in batches] == [names[:2], names[2:]]  # the filler r0 is not reported again
     assert {k: v for _, ans in batches for k, v in ans.items()} == answers and list(answers) == names
@@ -211,8 +236,15 @@ def test_generate_responses_batches_first_answers_and_stop(ckpt: Path, data_root
     assert {n: answers[n] for n in names[:2]} == first_batch  # r0's answer is from its own batch
     stopped: list[list[str]] = []
     model.train()  # generation runs in eval mode and restores the mode it found
-    partial = generate_responses(model, padded, cfg, tokenizer, **kw, should_stop=lambda: True,
-                                 on_batch=lambda recs, ans: stopped.append([r.name for r in recs]))  # fmt: skip
+    partial = generate_responses(
+        model,
+        padded,
+        cfg,
+        tokenizer,
+        **kw,
+        should_stop=lambda: True,
+        on_batch=lambda recs, ans: stopped.append([r.name for r in recs]),
+    )
     assert stopped == [names[:2]] and partial == first_batch
     assert model.training
 
@@ -220,8 +252,23 @@ def test_generate_responses_batches_first_answers_and_stop(ckpt: Path, data_root
 def test_dataset_questions_are_resolved_per_dataset(ckpt: Path, data_root: Path, tmp_path: Path, capsys) -> None:
     """--question onehot-candidates asks the dataset's official label set; a dataset without one is refused."""
     out = tmp_path / "mer2023.jsonl"
-    args = ["--ckpt", ckpt, "--dataset", "MER2023", "--data-root", data_root / "unibench" / "MER2023", "--out", out,
-            "--question", "onehot-candidates", "--batch-size", "6", "--max-new-tokens", "1", "--no-progress"]  # fmt: skip
+    args = [
+        "--ckpt",
+        ckpt,
+        "--dataset",
+        "MER2023",
+        "--data-root",
+        data_root / "unibench" / "MER2023",
+        "--out",
+        out,
+        "--question",
+        "onehot-candidates",
+        "--batch-size",
+        "6",
+        "--max-new-tokens",
+        "1",
+        "--no-progress",
+    ]
     code, _, err = run(args, capsys)
     assert code == 0, err[-2000:]
     assert read_meta(out)["question"] == (
@@ -229,7 +276,9 @@ def test_dataset_questions_are_resolved_per_dataset(ckpt: Path, data_root: Path,
         "labels: neutral,angry,happy,sad,worried,surprise."
     )
     assert len(read_responses(out)) == 12
-    code, _, err = run(["--ckpt", ckpt, "--dataset", "OVMERDPlus", "--question", "valence", "--out", tmp_path / "x.jsonl"], capsys)
+    code, _, err = run(
+        ["--ckpt", ckpt, "--dataset", "OVMERDPlus", "--question", "valence", "--out", tmp_path / "x.jsonl"], capsys
+    )
     assert code == 2 and "valence range: ask it of one of CMUMOSI, CMUMOSEI, SIMS, SIMSv2 (not OVMERDPlus)" in err
     assert not (tmp_path / "x.jsonl").exists()
 
@@ -251,7 +300,9 @@ def test_single_image(ckpt: Path, data_root: Path, tmp_path: Path, capsys) -> No
     cfg = load_config(ckpt / "config.yaml", ["model.face_or_frame=image"])
     model, tokenizer = load_model(cfg, ckpt, torch.device("cpu"))
     settings = GenerationSettings(batch_size=1, max_new_tokens=cfg.eval.max_new_tokens, seed=cfg.train.seed)
-    expected = generate_responses(model, [image_record(photo)], cfg, tokenizer, settings, question=prompts.OVLABEL_QUESTION)
+    expected = generate_responses(
+        model, [image_record(photo)], cfg, tokenizer, settings, question=prompts.OVLABEL_QUESTION
+    )
     assert stdout == expected["photo"] + "\n"
     video = data_root / "video" / "sample_00000000.mp4"
     for extra, message in (

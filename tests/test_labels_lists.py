@@ -1,5 +1,5 @@
-"""The label-list format (data/records.py) against the official rule as written in reference §5.3 (every expected value is worked out by
-hand from that rule), plus the malformed-label detector the readers report with."""
+"""The label-list format (data/records.py) against the official rule as written in reference §5.3 (every expected
+value is worked out by hand from that rule), plus the malformed-label detector the readers report with."""
 
 from __future__ import annotations
 
@@ -61,18 +61,36 @@ def test_non_text_scalars_are_stringified():
     assert string_to_list(3) == ["3"]
 
 
-@pytest.mark.parametrize("labels, text", [
-    (["a", "b"], "[a, b]"), (["happy"], "[happy]"), ([], "[]"), (["very happy", "sad"], "[very happy, sad]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "labels, text",
+    [
+        (["a", "b"], "[a, b]"),
+        (["happy"], "[happy]"),
+        ([], "[]"),
+        (["very happy", "sad"], "[very happy, sad]"),
+    ],
+)
 def test_list_to_string_is_the_official_form(labels, text):
     assert list_to_string(labels) == text
     assert string_to_list(list_to_string(labels)) == labels
 
 
-@pytest.mark.parametrize("text", [
-    "[a, b]", "a, b", "['a', 'b']", '["a", "b"]', "[]", "", "happy", "[happy]", "  [a, b]  ", "[don't care]",
-    "[very happy, sad]",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[a, b]",
+        "a, b",
+        "['a', 'b']",
+        '["a", "b"]',
+        "[]",
+        "",
+        "happy",
+        "[happy]",
+        "  [a, b]  ",
+        "[don't care]",
+        "[very happy, sad]",
+    ],
+)
 def test_well_formed_labels_are_not_flagged(text):
     assert malformed_reason(text) is None
 
@@ -82,27 +100,30 @@ def test_non_text_cells_are_never_malformed(value):
     assert malformed_reason(value) is None
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("[happy", "unbalanced brackets (1 '[' and 0 ']')"),
-    ("happy]]", "unbalanced brackets (0 '[' and 2 ']')"),
-    ("['a'", "unbalanced brackets (1 '[' and 0 ']')"),
-    ("[[happy, sad]", "unbalanced brackets (2 '[' and 1 ']')"),
-    ("[[happy, sad]]", "nested or repeated brackets"),
-    ("[a], [b]", "nested or repeated brackets"),
-    ("[happy] sad", "bracket left inside label 'happy] sad'"),
-    ("happy [sad]", "bracket left inside label 'happy [sad'"),
-    ("]happy[", "bracket left inside label ']happy['"),
-    ("happy; sad", "separator ';' instead of ','"),
-    ("[happy; sad]", "separator ';' instead of ','"),
-    ("[happy | sad]", "separator '|' instead of ','"),
-    ("[happy，sad]", "separator '，' instead of ','"),  # full-width comma
-    ("[happy、sad]", "separator '、' instead of ','"),
-    ("[happy, , sad]", "empty item"),
-    ("[happy,]", "empty item"),
-    ("[,happy]", "empty item"),
-    ("happy,", "empty item"),
-    ("['happy', '']", "empty item"),
-    ("[,]", "empty item"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("[happy", "unbalanced brackets (1 '[' and 0 ']')"),
+        ("happy]]", "unbalanced brackets (0 '[' and 2 ']')"),
+        ("['a'", "unbalanced brackets (1 '[' and 0 ']')"),
+        ("[[happy, sad]", "unbalanced brackets (2 '[' and 1 ']')"),
+        ("[[happy, sad]]", "nested or repeated brackets"),
+        ("[a], [b]", "nested or repeated brackets"),
+        ("[happy] sad", "bracket left inside label 'happy] sad'"),
+        ("happy [sad]", "bracket left inside label 'happy [sad'"),
+        ("]happy[", "bracket left inside label ']happy['"),
+        ("happy; sad", "separator ';' instead of ','"),
+        ("[happy; sad]", "separator ';' instead of ','"),
+        ("[happy | sad]", "separator '|' instead of ','"),
+        ("[happy，sad]", "separator '，' instead of ','"),  # full-width comma
+        ("[happy、sad]", "separator '、' instead of ','"),
+        ("[happy, , sad]", "empty item"),
+        ("[happy,]", "empty item"),
+        ("[,happy]", "empty item"),
+        ("happy,", "empty item"),
+        ("['happy', '']", "empty item"),
+        ("[,]", "empty item"),
+    ],
+)
 def test_malformed_shapes_are_flagged_with_the_reason(text, reason):
     assert malformed_reason(text) == reason

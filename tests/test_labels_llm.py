@@ -21,7 +21,8 @@ from affectgpt.resources.qwen_tokenizer import ensure_qwen25_tokenizer
 DESCRIPTIONS = [
     "In the video, the man smiles broadly and his voice is cheerful; he seems happy and relaxed.",
     "She frowns.",
-    "The woman is crying in the rain, her shoulders trembling; the subtitle says she lost her job, so she is sad and anxious.",
+    "The woman is crying in the rain, her shoulders trembling; the subtitle says she lost her job, so she is sad "
+    "and anxious.",
 ]
 
 
@@ -62,14 +63,20 @@ OFFICIAL_OPENSET = (
 )
 S12 = " " * 12  # each backslash-newline joint of the official triple-quoted f-string keeps the next line's indent
 OFFICIAL_SENTIMENT = (
-    "Please act as an expert in the field of emotions. " + S12
-    + "We provide a few words to describe the emotions of a character. " + S12
-    + "Please choose the most likely sentiment from the given candidates: [positive, negative, neutral] " + S12
-    + "Please direct output answer without analyzing process. " + S12
-    + "Input: [joyful]; Output: positive " + S12
-    + "Input: []; Output: neutral " + S12
+    "Please act as an expert in the field of emotions. "
+    + S12
+    + "We provide a few words to describe the emotions of a character. "
+    + S12
+    + "Please choose the most likely sentiment from the given candidates: [positive, negative, neutral] "
+    + S12
+    + "Please direct output answer without analyzing process. "
+    + S12
+    + "Input: [joyful]; Output: positive "
+    + S12
+    + "Input: []; Output: neutral "
+    + S12
     + "Input: [happy, excited]; Output: "
-)  # fmt: skip
+)
 # Qwen's ChatML around one user message with add_generation_prompt=True and no system message (reference §6);
 # the system turn is the template's default (here that of the offline-built tokenizer).
 CHAT_OPEN = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -118,7 +125,9 @@ def test_extract_end_to_end_greedy_is_deterministic_and_ordered(extractor):
 
 def test_generation_respects_max_new_tokens(extractor):
     raw = extractor.extract(DESCRIPTIONS[:1])[0].raw
-    assert len(extractor.tokenizer(raw, add_special_tokens=False)["input_ids"]) <= 8 + 2  # re-tokenising may merge/split
+    assert (
+        len(extractor.tokenizer(raw, add_special_tokens=False)["input_ids"]) <= 8 + 2
+    )  # re-tokenising may merge/split
 
 
 def test_official_sampling_flag_sets_the_official_parameters_and_is_seeded(tiny_llm):

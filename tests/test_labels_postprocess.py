@@ -212,7 +212,11 @@ def test_csv_writers_round_trip(tmp_path):
     rows = [("b_sample", ["happy", "excited"]), ("a_sample", []), ("c,comma", "[sad]")]
     path = write_openset_csv(tmp_path / "openset.csv", rows)
     assert path.read_text().splitlines()[0] == "name,openset"
-    assert read_name_value_csv(path, "openset") == {"b_sample": "[happy, excited]", "a_sample": "[]", "c,comma": "[sad]"}
+    assert read_name_value_csv(path, "openset") == {
+        "b_sample": "[happy, excited]",
+        "a_sample": "[]",
+        "c,comma": "[sad]",
+    }
     assert list(read_name_value_csv(path, "openset")) == ["b_sample", "a_sample", "c,comma"]  # order kept
     sentiment = write_sentiment_csv(tmp_path / "sentiment.csv", {"x": "positive", "y": "mixed"})
     assert sentiment.read_text().splitlines() == ["name,sentiment", "x,positive", "y,mixed"]

@@ -14,10 +14,30 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FOUNDATION = {"affectgpt.config", "affectgpt.config_values", "affectgpt.files", "affectgpt.signals", "affectgpt.resources"}
-STAGE_RANK = {"affectgpt.data": 1, "affectgpt.model": 2, "affectgpt.infer": 3, "affectgpt.labels": 4, "affectgpt.metrics": 4}
-ORCHESTRATORS = {"affectgpt.train", "affectgpt.results", "affectgpt.cache", "affectgpt.describe",
-                 "affectgpt.import_official", "train", "infer", "evaluate"}  # fmt: skip
+FOUNDATION = {
+    "affectgpt.config",
+    "affectgpt.config_values",
+    "affectgpt.files",
+    "affectgpt.signals",
+    "affectgpt.resources",
+}
+STAGE_RANK = {
+    "affectgpt.data": 1,
+    "affectgpt.model": 2,
+    "affectgpt.infer": 3,
+    "affectgpt.labels": 4,
+    "affectgpt.metrics": 4,
+}
+ORCHESTRATORS = {
+    "affectgpt.train",
+    "affectgpt.results",
+    "affectgpt.cache",
+    "affectgpt.describe",
+    "affectgpt.import_official",
+    "train",
+    "infer",
+    "evaluate",
+}
 SIBLINGS_APART = {("affectgpt.labels", "affectgpt.metrics"), ("affectgpt.metrics", "affectgpt.labels")}
 
 
@@ -96,13 +116,17 @@ def test_a_planted_violation_is_caught():
     planted = {
         "affectgpt.infer.generate": ("from affectgpt.train.stream import BatchStream\n", False),
         "affectgpt.metrics.ew": ("def f():\n    from affectgpt.labels import sentence\n", False),
-        "affectgpt.data.records": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from affectgpt.model import build\n", False),
+        "affectgpt.data.records": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from affectgpt.model import build\n",
+            False,
+        ),
         "affectgpt.files": ("from affectgpt.data.records import DataError\n", False),
         "affectgpt.labels.io": ("from ..metrics import io\n", False),  # relative import, resolved
         "affectgpt.train.loop": ("from affectgpt.results import discover\n", False),  # orchestrators may
     }
     assert violations(planted) == [
-        "affectgpt.data.records:3 imports affectgpt.model: affectgpt.data imports affectgpt.model, a later stage of the data flow",
+        "affectgpt.data.records:3 imports affectgpt.model: "
+        "affectgpt.data imports affectgpt.model, a later stage of the data flow",
         "affectgpt.files:1 imports affectgpt.data.records: the foundation imports a stage",
         "affectgpt.infer.generate:1 imports affectgpt.train.stream: a stage or the foundation imports an orchestrator",
         "affectgpt.labels.io:1 imports affectgpt.metrics: labels/ and metrics/ import each other",
@@ -116,10 +140,20 @@ def test_inference_evaluation_and_the_cache_command_import_without_train(tmp_pat
     for cli in ("infer.py", "evaluate.py"):
         shutil.copy(REPO / cli, tmp_path / cli)
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    code = "import infer, evaluate, affectgpt.cache, affectgpt.results; import affectgpt, sys; print(affectgpt.__file__)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    code = (
+        "import infer, evaluate, affectgpt.cache, affectgpt.results; import affectgpt, sys; print(affectgpt.__file__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(tmp_path / "affectgpt" / "__init__.py")
-    result = subprocess.run([sys.executable, "-m", "affectgpt.cache", "--help"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "affectgpt.cache", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr[-3000:]

@@ -39,11 +39,13 @@ PRED = {"s1": "[sad, gladness, happier]", "s2": "[]", "s3": ["happy"], "s4": ["H
 # s3's GT maps nowhere: skipped by every metric. Dataset P, R = means over kept samples; F = 2PR/(P+R).
 P_THIRD, P_HALF = Fr(1, 3 * 3) + Fr(1, 3), Fr(1, 2 * 3) + Fr(1, 3)  # (1/3 + 0 + 1)/3 = 4/9 and (1/2 + 0 + 1)/3 = 1/2
 EXPECTED_PR = {
-    "M1": (P_THIRD, Fr(2, 3)), "M2": (P_THIRD, Fr(2, 3)),
+    "M1": (P_THIRD, Fr(2, 3)),
+    "M2": (P_THIRD, Fr(2, 3)),
     **{f"W{w}-L1": (P_HALF, Fr(2, 3)) for w in (1, 2, 3, 4)},
     **{f"W{w}-L2": (P_THIRD, Fr(2, 3)) for w in (1, 2, 3, 4)},
-    "W5-L1": (Fr(1, 4), Fr(1, 2)), "W5-L2": (Fr(1, 4), Fr(1, 2)),
-}  # fmt: skip
+    "W5-L1": (Fr(1, 4), Fr(1, 2)),
+    "W5-L2": (Fr(1, 4), Fr(1, 2)),
+}
 EXPECTED_F = {m: 2 * p * r / (p + r) for m, (p, r) in EXPECTED_PR.items()}  # 8/15, 4/7, 1/3
 
 
@@ -64,7 +66,9 @@ def test_macro_p_r_then_f_on_a_multi_sample_set(tiny) -> None:
         p, r = EXPECTED_PR[metric]
         assert abs(score.precision - float(p)) < TOL and abs(score.recall - float(r)) < TOL, metric
         assert abs(score.f1 - float(EXPECTED_F[metric])) < TOL, metric
-    assert [abs(a - float(EXPECTED_F[m])) < TOL for a, m in zip([result.scores[m].f1 for m in METRICS], METRICS)] == [True] * 12
+    assert [abs(a - float(EXPECTED_F[m])) < TOL for a, m in zip([result.scores[m].f1 for m in METRICS], METRICS)] == [
+        True
+    ] * 12
 
 
 def test_skipped_counts_per_metric_and_overall(tiny) -> None:

@@ -21,12 +21,14 @@ ALL = [1.0] * 12
 # name -> (gt, pred, expected 12 F in OV-MER order, {summary: (F, P, R)} with None where not given)
 EW_EXAMPLES: dict[str, tuple[dict, dict, list[float], dict]] = {
     "E1": (
-        {"a": "[happy, excited]"}, {"a": "[joyful]"},
+        {"a": "[happy, excited]"},
+        {"a": "[joyful]"},
         [0, 2 / 3, 2 / 3, 0, 1, 0, 1, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 2 / 3],
         {"avg-L1": (0.8, 1.0, 0.7), "avg-L2": (0.4, None, None)},
     ),
     "E2": (
-        {"a": "[angry, frustrated]"}, {"a": "[anger, annoyed, sad]"},
+        {"a": "[angry, frustrated]"},
+        {"a": "[anger, annoyed, sad]"},
         [0.4, 0.4, 1, 0.4, 1, 0.5, 2 / 3, 2 / 3, 1, 0.8, 2 / 3, 2 / 3],
         {"avg-L1": (0.8667, 0.8, 1.0), "avg-L2": (0.6067, 0.5, 0.8)},
     ),
@@ -47,14 +49,20 @@ EW_EXAMPLES: dict[str, tuple[dict, dict, list[float], dict]] = {
         [0.6452] * 12,
         {"avg-L1": (0.6452, 0.625, 2 / 3), "avg-L2": (0.6452, 0.625, 2 / 3)},
     ),
-}  # fmt: skip
+}
 # Per-metric P and R stated by the reference (E6: 0.75 everywhere; E9: 0.625 / 0.6667 everywhere).
 EW_PR = {"E6": (0.75, 0.75), "E9": (0.625, 2 / 3)}
 EW_SKIPPED = {"E6": 1}
 
 E10_GT = {"a": "happy", "b": "worried", "c": "neutral", "d": "angry", "e": "sad", "f": "surprise"}
-E10_PRED = {"a": "[joyful, relaxed]", "b": "[calm]", "c": "[neutral]", "d": "[frustrated, annoyed]", "e": "[]",
-            "f": "[surprised, happy]"}  # fmt: skip
+E10_PRED = {
+    "a": "[joyful, relaxed]",
+    "b": "[calm]",
+    "c": "[neutral]",
+    "d": "[frustrated, annoyed]",
+    "e": "[]",
+    "f": "[surprised, happy]",
+}
 E10_WHEELS, E10_SCORE, E10_MSCORE = [0.6, 0.6, 0.6, 0.6, 0.5], 0.58, 0.44
 E11_GT = {"a": "joy", "b": "disgust", "c": "fear", "d": "sadness"}
 E11_PRED = {"a": "[happy]", "b": "[disgusted, angry]", "c": "[scared]", "d": "[lonely]"}

@@ -201,8 +201,14 @@ def test_dimension_weighted_f1_differs_from_accuracy() -> None:
 
 def test_dimension_mapping_and_edge_cases() -> None:
     assert [sentiment_value(w) for w in ("positive", "negative", "neutral", "mixed", "Positive", None, 1)] == [
-        1, -1, 0, 0, 0, 0, 0,
-    ]  # fmt: skip
+        1,
+        -1,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
     # a negative GT predicted "negative" is correct; neutral/other predictions count as non-positive
     result = dimension_score({"a": -1.0, "b": -0.5, "c": 2.0}, {"a": "negative", "b": "mixed", "c": "neutral"})
     assert result.secondary["accuracy"] == pytest.approx(2 / 3, abs=1e-12)
@@ -210,26 +216,51 @@ def test_dimension_mapping_and_edge_cases() -> None:
     empty = dimension_score({"a": 0.0, "b": 0}, {"a": "positive", "b": "negative"})
     assert (empty.score, empty.secondary["accuracy"], empty.n_scored, empty.n_skipped) == (0.0, 0.0, 0, 2)
     assert empty.notes == [
-        "2 sample(s) with GT valence 0 dropped (official)", "no sample with non-zero GT: scores set to 0.0",
-    ]  # fmt: skip
+        "2 sample(s) with GT valence 0 dropped (official)",
+        "no sample with non-zero GT: scores set to 0.0",
+    ]
     with pytest.raises(KeyError, match="1 GT names have no prediction: b"):
         dimension_score({"a": 1.0, "b": 0.0}, {"a": "positive"})  # checked before GT == 0 samples are dropped
 
 
 def test_dataset_score_to_dict() -> None:
-    score = DatasetScore("MELD", "discrete", 0.5, secondary={"mscore": 0.25}, n_samples=3, n_scored=2, n_skipped=1,
-                         per_wheel={"W1-L1": 0.5}, notes=["x"], extra={"wheel": "demo"})  # fmt: skip
+    score = DatasetScore(
+        "MELD",
+        "discrete",
+        0.5,
+        secondary={"mscore": 0.25},
+        n_samples=3,
+        n_scored=2,
+        n_skipped=1,
+        per_wheel={"W1-L1": 0.5},
+        notes=["x"],
+        extra={"wheel": "demo"},
+    )
     assert score.to_dict() == {
-        "dataset": "MELD", "task": "discrete", "score": 0.5, "mscore": 0.25, "n_samples": 3, "n_scored": 2,
-        "n_skipped": 1, "per_wheel": {"W1-L1": 0.5}, "notes": ["x"], "wheel": "demo",
-    }  # fmt: skip
+        "dataset": "MELD",
+        "task": "discrete",
+        "score": 0.5,
+        "mscore": 0.25,
+        "n_samples": 3,
+        "n_scored": 2,
+        "n_skipped": 1,
+        "per_wheel": {"W1-L1": 0.5},
+        "notes": ["x"],
+        "wheel": "demo",
+    }
 
 
 def test_dataset_score_defaults() -> None:
     assert DatasetScore("SIMS", "dimension", 0.25).to_dict() == {
-        "dataset": "SIMS", "task": "dimension", "score": 0.25, "n_samples": 0, "n_scored": 0, "n_skipped": 0,
-        "per_wheel": {}, "notes": [],
-    }  # fmt: skip
+        "dataset": "SIMS",
+        "task": "dimension",
+        "score": 0.25,
+        "n_samples": 0,
+        "n_scored": 0,
+        "n_skipped": 0,
+        "per_wheel": {},
+        "notes": [],
+    }
 
 
 def test_score_dataset_needs_predictions_and_a_wheel(tmp_path: Path, tiny) -> None:
@@ -247,8 +278,9 @@ def test_score_dataset_needs_predictions_and_a_wheel(tmp_path: Path, tiny) -> No
 
 def test_table_rounding_order_partial_mean_and_markdown() -> None:
     scores = {
-        "SIMS": DatasetScore("SIMS", "dimension", 0.987654), "MER2023": DatasetScore("MER2023", "discrete", 0.123456),
-    }  # fmt: skip
+        "SIMS": DatasetScore("SIMS", "dimension", 0.987654),
+        "MER2023": DatasetScore("MER2023", "discrete", 0.123456),
+    }
     table = unibench_table(scores)
     # x100 with two decimals, in MER-UniBench order whatever the input order; the mean covers the scored sets
     assert list(table["scores_x100"].items()) == [("MER2023", 12.35), ("SIMS", 98.77)]

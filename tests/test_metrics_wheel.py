@@ -68,22 +68,52 @@ def test_h4_tie_breaks(wheel) -> None:
 
 # §5.4 "Selected mappings": label -> M1, M2, then W1..W5 as "L1/L2" ("-" = unmappable in that wheel).
 SELECTED = {
-    "happy": ("happiness", "joy", "happy/joyful", "happy/content", "joyful/cheerful", "joy/acceptance", "powerful/proud"),
+    "happy": (
+        "happiness",
+        "joy",
+        "happy/joyful",
+        "happy/content",
+        "joyful/cheerful",
+        "joy/acceptance",
+        "powerful/proud",
+    ),
     "joyful": ("joy", "joy", "happy/accepted", "happy/accepted", "joyful/cheerful", "joy/acceptance", "powerful/proud"),
     "angry": ("anger", "anger", "mad/anger", "angry/aggressive", "mad/angry", "anger/aggressive", "mad/angry"),
     "anger": ("anger", "anger", "mad/anger", "angry/aggressive", "mad/angry", "anger/aggressive", "mad/angry"),
     "sad": ("sad", "depressed", "sad/depressed", "sad/depressed", "sad/depressed", "sad/disappointed", "sad/depressed"),
-    "sadness": ("sad", "depressed", "sad/depressed", "sad/depressed", "sad/depressed", "sad/disappointed",
-                "sad/depressed"),
-    "worried": ("worried", "anxious", "scared/anxious", "fearful/anxious", "scared/anxious", "fear/worried",
-                "scared/anxious"),
-    "surprised": ("surprised", "amazed", "surprised/amazed", "surprised/amazed", "powerful/aware", "fear/surprised", "-"),
+    "sadness": (
+        "sad",
+        "depressed",
+        "sad/depressed",
+        "sad/depressed",
+        "sad/depressed",
+        "sad/disappointed",
+        "sad/depressed",
+    ),
+    "worried": (
+        "worried",
+        "anxious",
+        "scared/anxious",
+        "fearful/anxious",
+        "scared/anxious",
+        "fear/worried",
+        "scared/anxious",
+    ),
+    "surprised": (
+        "surprised",
+        "amazed",
+        "surprised/amazed",
+        "surprised/amazed",
+        "powerful/aware",
+        "fear/surprised",
+        "-",
+    ),
     "fear": ("fear", "fear", "scared/fearful", "happy/powerful", "joyful/excited", "genius/embodied", "joyful/excited"),
     "frustrated": ("frustrated", "disappointed", "sad/hurt", "sad/hurt", "mad/angry", "sad/disappointed", "mad/angry"),
     "calm": ("calm", "calm", "happy/peaceful", "happy/peaceful", "peaceful/content", "joy/calm", "peaceful/content"),
     "disgust": ("disgust", "disgust", "disgusted/avoiding", "disgusted/awful", "-", "disgust/avoidance", "-"),
     "disgusted": ("disgust", "disgust", "disgusted/avoiding", "disgusted/awful", "-", "disgust/avoidance", "-"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("label", sorted(SELECTED))
@@ -150,8 +180,10 @@ def test_demo_wheel_is_flagged_and_covers_the_demo_emotions(monkeypatch: pytest.
     monkeypatch.delenv(ENV_VAR, raising=False)
     demo = load_wheel(None, allow_demo=True)
     assert demo.is_demo and demo.name == "demo" and "not comparable" in demo.label
-    words = ("happy excited sad lonely angry annoyed worried scared surprised disgusted joy anger sadness fear "
-             "surprise disgust calm happiness afraid").split()  # fmt: skip
+    words = (
+        "happy excited sad lonely angry annoyed worried scared surprised disgusted joy anger sadness fear "
+        "surprise disgust calm happiness afraid"
+    ).split()
     for label in words:
         assert all(demo.map_label(label, m) for m in METRICS), label
     assert all(demo.map_label("neutral", m) == "" for m in METRICS)

@@ -96,14 +96,30 @@ def test_wheel_rows_carry_blank_cells_and_are_normalised(tmp_path: Path) -> None
 def test_wheel_maps_later_row_wins_and_l2_first_child(tiny) -> None:
     # L1: every word -> its L1; "pleased" first -> happy, then (later row) -> sad.
     assert tiny.wheel_maps["W1-L1"] == {
-        "happy": "happy", "joyful": "happy", "cheerful": "happy", "glad": "happy", "content": "happy",
-        "pleased": "sad", "sad": "sad", "lonely": "sad", "isolated": "sad", "hurt": "sad",
-    }  # fmt: skip
+        "happy": "happy",
+        "joyful": "happy",
+        "cheerful": "happy",
+        "glad": "happy",
+        "content": "happy",
+        "pleased": "sad",
+        "sad": "sad",
+        "lonely": "sad",
+        "isolated": "sad",
+        "hurt": "sad",
+    }
     # L2: happy -> min(joyful, content) = content; sad -> min(lonely, hurt) = hurt; L2 words -> themselves.
     assert tiny.wheel_maps["W1-L2"] == {
-        "happy": "content", "joyful": "joyful", "cheerful": "joyful", "glad": "joyful", "content": "content",
-        "pleased": "hurt", "sad": "hurt", "lonely": "lonely", "isolated": "lonely", "hurt": "hurt",
-    }  # fmt: skip
+        "happy": "content",
+        "joyful": "joyful",
+        "cheerful": "joyful",
+        "glad": "joyful",
+        "content": "content",
+        "pleased": "hurt",
+        "sad": "hurt",
+        "lonely": "lonely",
+        "isolated": "lonely",
+        "hurt": "hurt",
+    }
     assert "glad" not in tiny.wheel_maps["W5-L1"] and len(tiny.wheel_maps["W5-L1"]) == 9
     assert tiny.vocabulary == frozenset(tiny.wheel_maps["W1-L1"])  # union over wheels: W5 adds nothing
 
@@ -118,19 +134,37 @@ def test_wheel_map_overwrite_across_levels() -> None:
 def test_synonyms_union_over_runs(tiny) -> None:
     # run1 rows: happy<-joy,delight; sad<-unhappy; joyful<-joy; pleased (no synonym). run2: sad<-sorrow,unhappy; glad.
     assert tiny.raw_mapping == {
-        "happy": ["happy"], "joy": ["happy", "joyful"], "delight": ["happy"],
-        "sad": ["sad", "sad"], "unhappy": ["sad", "sad"], "joyful": ["joyful"], "pleased": ["pleased"],
-        "sorrow": ["sad"], "glad": ["glad"],
-    }  # fmt: skip
+        "happy": ["happy"],
+        "joy": ["happy", "joyful"],
+        "delight": ["happy"],
+        "sad": ["sad", "sad"],
+        "unhappy": ["sad", "sad"],
+        "joyful": ["joyful"],
+        "pleased": ["pleased"],
+        "sorrow": ["sad"],
+        "glad": ["glad"],
+    }
 
 
 def test_formats_map_forms_and_names(tiny) -> None:
     assert tiny.format_mapping == {
-        "joys": ["joy", "delight"], "joyfulness": ["joy"], "joy": ["joy"], "happier": ["happy"],
-        "happy": ["happy", "glad"], "delighted": ["delight"], "delight": ["delight"], "sad": ["sad"],
-        "unhappily": ["unhappy"], "unhappy": ["unhappy"], "sorrows": ["sorrow"], "sorrow": ["sorrow"],
-        "gladness": ["glad"], "glad": ["glad"], "pleasing": ["pleased"], "pleased": ["pleased"],
-    }  # fmt: skip
+        "joys": ["joy", "delight"],
+        "joyfulness": ["joy"],
+        "joy": ["joy"],
+        "happier": ["happy"],
+        "happy": ["happy", "glad"],
+        "delighted": ["delight"],
+        "delight": ["delight"],
+        "sad": ["sad"],
+        "unhappily": ["unhappy"],
+        "unhappy": ["unhappy"],
+        "sorrows": ["sorrow"],
+        "sorrow": ["sorrow"],
+        "gladness": ["glad"],
+        "glad": ["glad"],
+        "pleasing": ["pleased"],
+        "pleased": ["pleased"],
+    }
 
 
 # label -> (M1, M2, W1-L1, W1-L2, W5-L1, W5-L2), each from the rules:

@@ -22,10 +22,10 @@ from affectgpt.config import Config
 from affectgpt.data import synthetic
 from affectgpt.data.dataset import AffectDataset, Collator
 from affectgpt.data.mer2025 import read_mer2025
+from affectgpt.data.modes import PLACEHOLDERS
 from affectgpt.model.affectgpt import AffectGPT, PlaceholderError, splice_embeddings
 from affectgpt.model.build import build_audio_encoder, build_model, build_visual_encoder, tiny_config
 from affectgpt.model.fusion import ModalityHeads
-from affectgpt.data.modes import PLACEHOLDERS
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,10 @@ def demo(tmp_path_factory):
     batch = Collator(tok)(items)
     gen_batch = Collator(tok, left_pad=True)(items)
     with torch.no_grad():  # generation tests feed precomputed features (the feature-cache path): faster
-        feats = {"face_feats": model.visual_encoder(gen_batch.pop("faces")), "audio_feats": model.audio_encoder(gen_batch.pop("audio"))}
+        feats = {
+            "face_feats": model.visual_encoder(gen_batch.pop("faces")),
+            "audio_feats": model.audio_encoder(gen_batch.pop("audio")),
+        }
     gen_batch.update(feats)
     return cfg, model, tok, batch, gen_batch
 
@@ -59,8 +62,17 @@ def test_forward_backward_reaches_only_trainable(demo):
     assert len(lora_b) == 2 * 7  # 2 tiny layers x q/k/v/o/gate/up/down
     for n in lora_b:
         assert named[n].grad is not None and named[n].grad.abs().sum() > 0, n
-    for n in ("affectgpt_proj", "video_attention_mlp", "audio_llama_proj", "audio_attention_mlp", "multi_video_embs",
-              "multi_audio_embs", "attention_mlp", "fc_att", "multi_llama_proj"):  # fmt: skip
+    for n in (
+        "affectgpt_proj",
+        "video_attention_mlp",
+        "audio_llama_proj",
+        "audio_attention_mlp",
+        "multi_video_embs",
+        "multi_audio_embs",
+        "attention_mlp",
+        "fc_att",
+        "multi_llama_proj",
+    ):
         grad = getattr(model.heads, n).weight.grad
         assert grad is not None and grad.abs().sum() > 0, n
     assert model.heads.image_llama_proj.weight.requires_grad and model.heads.image_llama_proj.weight.grad is None
@@ -175,16 +187,22 @@ def test_frames_share_the_video_weights_and_feed_the_image_token(demo):
     torch.testing.assert_close(embeds[rows, at["image"]], image, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("mode", "visual"), [("multiface_audio_face_text", "face_feats"),
-                                             ("multiframe_audio_frame_text", "frame_feats")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mode", "visual"), [("multiface_audio_face_text", "face_feats"), ("multiframe_audio_frame_text", "frame_feats")]
+)
 def test_the_multi_token_fuses_the_visual_stream_its_mode_names(demo, mode, visual):
     """§1.3: the pre-fusion takes faces for multiface* modes and frames for multiframe* modes."""
     _, model, tok, _, _ = demo
-    ids = tok(["###Human: <Multi><MultiHere></Multi> ###Assistant: "], add_special_tokens=False, return_tensors="pt").input_ids
+    ids = tok(
+        ["###Human: <Multi><MultiHere></Multi> ###Assistant: "], add_special_tokens=False, return_tensors="pt"
+    ).input_ids
     g = torch.Generator().manual_seed(1)
     dims = model.heads.affectgpt_proj.in_features, model.heads.audio_llama_proj.in_features
-    feats = {"face_feats": torch.randn(1, 8, dims[0], generator=g), "frame_feats": torch.randn(1, 8, dims[0], generator=g),
-             "audio_feats": torch.randn(1, 8, dims[1], generator=g)}  # fmt: skip
+    feats = {
+        "face_feats": torch.randn(1, 8, dims[0], generator=g),
+        "frame_feats": torch.randn(1, 8, dims[0], generator=g),
+        "audio_feats": torch.randn(1, 8, dims[1], generator=g),
+    }
     saved, model.face_or_frame = model.face_or_frame, mode
     try:
         with torch.no_grad():
@@ -203,7 +221,9 @@ def test_a_batch_without_targets_or_encoders_is_refused(demo):
         model(no_targets)
     saved, model.audio_encoder = model.audio_encoder, None
     try:
-        with pytest.raises(ValueError, match="raw 'audio' but the model was built without its encoder; pass 'audio_feats'"):
+        with pytest.raises(
+            ValueError, match="raw 'audio' but the model was built without its encoder; pass 'audio_feats'"
+        ):
             model(batch)
     finally:
         model.audio_encoder = saved
@@ -235,7 +255,9 @@ def test_placeholder_count_and_contiguity_errors_name_the_sample(demo):
     bad = dict(batch, input_ids=batch["input_ids"].clone())
     row = bad["input_ids"][1]
     row[row == face_id] = tok.convert_tokens_to_ids("Hello")
-    with pytest.raises(PlaceholderError, match=rf"sample 1 \('{batch['names'][1]}'\): expected 1 x <FaceHere>.*found 0"):
+    with pytest.raises(
+        PlaceholderError, match=rf"sample 1 \('{batch['names'][1]}'\): expected 1 x <FaceHere>.*found 0"
+    ):
         model(bad)
     tokens = {face_id: torch.zeros(1, 2, 4)}
     ids = torch.tensor([[5, face_id, 7, face_id, 9]])
@@ -268,12 +290,18 @@ def test_generate_batched_left_padding(demo):
     assert len(set(lengths.tolist())) > 1  # padding is exercised
     texts = model.generate(gen_batch, max_new_tokens=6)
     assert len(texts) == 3 and all(isinstance(t, str) and t for t in texts)
-    singles = [model.generate({k: v[i : i + 1] for k, v in gen_batch.items() if k != "n_dropped"}, max_new_tokens=6)[0] for i in range(3)]  # fmt: skip
+    singles = [
+        model.generate({k: v[i : i + 1] for k, v in gen_batch.items() if k != "n_dropped"}, max_new_tokens=6)[0]
+        for i in range(3)
+    ]
     assert singles == texts
     # a training batch works too: its target tokens are dropped, leaving the prompt
     train_feats = {k: v for k, v in batch.items() if k not in ("faces", "audio")}
     train_feats.update(face_feats=gen_batch["face_feats"], audio_feats=gen_batch["audio_feats"])
-    prompts = [[tok.bos_token_id] + row[mask.bool()].tolist() for row, mask in zip(gen_batch["input_ids"], gen_batch["attention_mask"])]
+    prompts = [
+        [tok.bos_token_id] + row[mask.bool()].tolist()
+        for row, mask in zip(gen_batch["input_ids"], gen_batch["attention_mask"])
+    ]
     width = max(map(len, prompts))
     ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
@@ -303,7 +331,9 @@ def test_hubert_normalisation_matches_feature_extractor():
     extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True)
     audio = torch.randn(2, 8, 32000) * torch.linspace(0.1, 2.0, 8)[None, :, None] + 0.3
     encoder.norm = "clip"
-    per_clip = extractor([c.numpy() for c in audio.reshape(16, -1)], sampling_rate=16000, return_tensors="pt").input_values
+    per_clip = extractor(
+        [c.numpy() for c in audio.reshape(16, -1)], sampling_rate=16000, return_tensors="pt"
+    ).input_values
     torch.testing.assert_close(encoder.normalize(audio).reshape(16, -1), per_clip, rtol=1e-4, atol=1e-4)
     encoder.norm = "sample"  # joint over one sample's 8 clips = the official call with batch size 1
     joint = extractor(audio[1].reshape(-1).numpy(), sampling_rate=16000, return_tensors="pt").input_values
@@ -323,9 +353,12 @@ def test_real_folder_layout_loads_through_the_7b_code_path(tmp_path, demo):
     tok.save_pretrained(models / "Qwen2.5-7B-Instruct")
     vision = tiny_config("clip", m).to_dict()
     clip_cfg = CLIPConfig(
-        text_config=CLIPTextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2).to_dict(),
-        vision_config=vision, projection_dim=m.tiny_clip_projection,
-    )  # fmt: skip
+        text_config=CLIPTextConfig(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+        ).to_dict(),
+        vision_config=vision,
+        projection_dim=m.tiny_clip_projection,
+    )
     clip = CLIPModel(clip_cfg)
     clip.save_pretrained(models / "clip-vit-large-patch14")
     CLIPImageProcessor().save_pretrained(models / "clip-vit-large-patch14")
@@ -343,15 +376,21 @@ def test_real_folder_layout_loads_through_the_7b_code_path(tmp_path, demo):
     assert loaded_tok.convert_tokens_to_ids("<FaceHere>") == tok.convert_tokens_to_ids("<FaceHere>")
     assert torch.equal(model.causal_lm.lm_head.weight, llm.lm_head.weight)
     assert torch.equal(model.visual_encoder.clip.visual_projection.weight, clip.visual_projection.weight)
-    assert torch.equal(model.audio_encoder.hubert.encoder.layers[0].attention.q_proj.weight,
-                       hubert.encoder.layers[0].attention.q_proj.weight)  # fmt: skip
+    assert torch.equal(
+        model.audio_encoder.hubert.encoder.layers[0].attention.q_proj.weight,
+        hubert.encoder.layers[0].attention.q_proj.weight,
+    )
     with torch.no_grad():
         pixels = model.visual_encoder.preprocess(batch["faces"][0])
-        torch.testing.assert_close(model.visual_encoder.image_features(pixels), clip.get_image_features(pixel_values=pixels).pooler_output)
+        torch.testing.assert_close(
+            model.visual_encoder.image_features(pixels), clip.get_image_features(pixel_values=pixels).pooler_output
+        )
     loss = model(batch)
     assert torch.isfinite(loss)
 
     missing = copy.deepcopy(real)
     missing.model.hubert = str(tmp_path / "nowhere" / "chinese-hubert-large")
-    with pytest.raises(FileNotFoundError, match=r"model.hubert=.*TencentGameMate/chinese-hubert-large.*models/chinese-hubert-large"):
+    with pytest.raises(
+        FileNotFoundError, match=r"model.hubert=.*TencentGameMate/chinese-hubert-large.*models/chinese-hubert-large"
+    ):
         build_model(missing)

@@ -47,13 +47,36 @@ EXPECTED = {
     "face_text": ({"faces"}, {"face"}, None, "frame_text", False),
     "frame_text": ({"frames"}, {"frame"}, None, "frame_text", False),
     "multiface_text": ({"faces", "audio"}, {"multi"}, "faces", NO_TWIN, True),
-    "multiface_audio_face_text": ({"faces", "audio"}, {"multi", "audio", "face"}, "faces", "multiframe_audio_frame_text", True),
-    "multiframe_audio_frame_text": ({"frames", "audio"}, {"multi", "audio", "frame"}, "frames", "multiframe_audio_frame_text", True),
-    "multiface_audio_face_frame_text": ({"faces", "frames", "audio"}, {"multi", "audio", "face", "frame"}, "faces", NO_TWIN, True),
-}  # fmt: skip
+    "multiface_audio_face_text": (
+        {"faces", "audio"},
+        {"multi", "audio", "face"},
+        "faces",
+        "multiframe_audio_frame_text",
+        True,
+    ),
+    "multiframe_audio_frame_text": (
+        {"frames", "audio"},
+        {"multi", "audio", "frame"},
+        "frames",
+        "multiframe_audio_frame_text",
+        True,
+    ),
+    "multiface_audio_face_frame_text": (
+        {"faces", "frames", "audio"},
+        {"multi", "audio", "face", "frame"},
+        "faces",
+        NO_TWIN,
+        True,
+    ),
+}
 # the trainable head whose output is each placeholder's token (faces and frames share affectgpt_proj, §1.2)
-HEAD = {"face": "affectgpt_proj", "frame": "affectgpt_proj", "audio": "audio_llama_proj", "multi": "multi_llama_proj",
-        "image": "image_llama_proj"}  # fmt: skip
+HEAD = {
+    "face": "affectgpt_proj",
+    "frame": "affectgpt_proj",
+    "audio": "audio_llama_proj",
+    "multi": "multi_llama_proj",
+    "image": "image_llama_proj",
+}
 
 
 def test_table_rows():
@@ -61,12 +84,23 @@ def test_table_rows():
     for name, (streams, placeholders, multi, _, prefix) in EXPECTED.items():
         mode = get_mode(name)
         assert (set(mode.streams), set(mode.placeholders), mode.multi_visual, mode.human_prefix) == (
-            streams, placeholders, multi, prefix), name  # fmt: skip
+            streams,
+            placeholders,
+            multi,
+            prefix,
+        ), name
         assert len(mode.streams) == len(streams) and len(mode.placeholders) == len(placeholders)  # no repeats
         # the streams are exactly what the placeholders read (<Multi>: its visual stream + audio)
-        read = {PLACEHOLDER_STREAM[p] for p in mode.placeholders if p != "multi"} | ({multi, "audio"} if multi else set())
+        read = {PLACEHOLDER_STREAM[p] for p in mode.placeholders if p != "multi"} | (
+            {multi, "audio"} if multi else set()
+        )
         assert read == streams, name
-    assert FEATURE_KEYS == {"faces": "face_feats", "frames": "frame_feats", "audio": "audio_feats", "image": "image_feats"}
+    assert FEATURE_KEYS == {
+        "faces": "face_feats",
+        "frames": "frame_feats",
+        "audio": "audio_feats",
+        "image": "image_feats",
+    }
     with pytest.raises(ValueError, match="Unsupported face_or_frame 'faces'"):
         get_mode("faces")
 
@@ -181,8 +215,10 @@ def test_every_mode_trains_one_step_and_generates(world, name):
 
     test = AffectDataset(records, cfg.data, model_cfg, tok, split="test")
     items = [test[i] for i in range(len(records))]
-    assert all(it["target"] == "The character's emotional state is " + ", ".join(r.ovlabels) + ".###"
-               for it, r in zip(items, records))  # fmt: skip
+    assert all(
+        it["target"] == "The character's emotional state is " + ", ".join(r.ovlabels) + ".###"
+        for it, r in zip(items, records)
+    )
     gen = Collator(tok, left_pad=True)(items)
     assert _streams(gen) == streams
     answers = model.generate(gen, max_new_tokens=2)
@@ -224,5 +260,7 @@ def test_a_record_without_a_needed_file_is_a_data_error_naming_it(world, name):
     attribute = {"faces": "face", "frames": "video", "audio": "audio", "image": "image"}
     for stream in EXPECTED[name][0]:
         record = replace(dataset_record, **{attribute[stream]: None}) if stream != "image" else dataset_record
-        with pytest.raises(DataError, match=rf"sample '{record.name}': has no {stream} file, needed by face_or_frame='{name}'"):
+        with pytest.raises(
+            DataError, match=rf"sample '{record.name}': has no {stream} file, needed by face_or_frame='{name}'"
+        ):
             AffectDataset([record], cfg.data, model_cfg, tok)[0]

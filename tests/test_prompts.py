@@ -20,12 +20,13 @@ N1 = {"multi": 1, "audio": 1, "video": 1}
 
 A = "The audio content is as follows: <Audio><AudioHere></Audio>. "
 M = "The audio and video merged info is: <Multi><MultiHere></Multi>. "
-F = "Meanwhile, we uniformly sample raw frames from the video and extract faces from these frames: <Video><FaceHere></Video>. "
+F = "Meanwhile, we uniformly sample raw frames from the video and extract faces from these frames: <Video><FaceHere></Video>. "  # noqa: E501
 R = "Meanwhile, we uniformly sample raw frames from the video: <Video><FrameHere></Video>. "
 S = "The subtitle of this video is: <Subtitle>  I can't believe we won!  </Subtitle>. "
-END = ("Now, please answer my question based on all the provided information. "
-       "Please recognize all possible emotional states of the character. ###Assistant: ")  # fmt: skip
-
+END = (
+    "Now, please answer my question based on all the provided information. "
+    "Please recognize all possible emotional states of the character. ###Assistant: "
+)
 OFFICIAL = {
     "faceframe": "###Human: " + A + R + "Additionally, we uniformly sample raw frames from the video and extract faces "
     "from these frames: <Video><FaceHere></Video>. " + S + END,
@@ -91,7 +92,12 @@ def test_placeholders_repeat_num_query_tokens():
     assert "<Multi><MultiHere><MultiHere></Multi>" in text
     assert "<Audio>" + "<AudioHere>" * 3 + "</Audio>" in text
     assert "<Video>" + "<FaceHere>" * 4 + "</Video>" in text and "<Video>" + "<FrameHere>" * 4 + "</Video>" in text
-    assert prompts.placeholder_counts("multiface_audio_face_frame_text", n) == {"multi": 2, "audio": 3, "face": 4, "frame": 4}
+    assert prompts.placeholder_counts("multiface_audio_face_frame_text", n) == {
+        "multi": 2,
+        "audio": 3,
+        "face": 4,
+        "frame": 4,
+    }
     assert prompts.placeholder_counts("image", n) == {"image": 1}  # one image token, whatever the video count
     assert prompts.build_prompt("image", "s", Q, n).count("<ImageHere>") == 1
     assert prompts.placeholder_counts("textonly", n) == {}
@@ -106,7 +112,10 @@ def test_placeholders_repeat_num_query_tokens():
 def test_unknown_mode_and_style_are_clear_errors():
     with pytest.raises(ValueError, match="Unsupported face_or_frame 'multiface'; supported: faceframe, face, frame,"):
         prompts.build_prompt("multiface", "s", Q, N1)
-    for call in (lambda: prompts.build_prompt("face", "s", Q, N1, style="raw"), lambda: prompts.build_target("a", "raw")):
+    for call in (
+        lambda: prompts.build_prompt("face", "s", Q, N1, style="raw"),
+        lambda: prompts.build_target("a", "raw"),
+    ):
         with pytest.raises(ValueError, match="Unknown prompt_style 'raw'; supported: official, chatml"):
             call()
     assert prompts.build_target(" a  ") == " a  ###" and prompts.build_target("a", "chatml") == "a<|im_end|>"
@@ -127,12 +136,18 @@ VALENCE_1 = (
 
 
 def test_official_questions_verbatim():
-    assert prompts.DESCRIPTION_QUESTION == "Please infer the person's emotional state and provide your reasoning process."
+    assert (
+        prompts.DESCRIPTION_QUESTION == "Please infer the person's emotional state and provide your reasoning process."
+    )
     assert prompts.OVLABEL_QUESTION == "Please recognize all possible emotional states of the character."
-    assert prompts.SENTIMENT_QUESTION == ("Please select the most likely sentiment label that can best describe the "
-                                          "person's emotional state: positive, negative, neutral.")  # fmt: skip
-    assert prompts.onehot_question() == prompts.onehot_question([]) == (
-        "Please recognize the character's most likely emotional state."
+    assert prompts.SENTIMENT_QUESTION == (
+        "Please select the most likely sentiment label that can best describe the "
+        "person's emotional state: positive, negative, neutral."
+    )
+    assert (
+        prompts.onehot_question()
+        == prompts.onehot_question([])
+        == ("Please recognize the character's most likely emotional state.")
     )
     assert prompts.onehot_question(["happy", "sad", "neutral", "anger"]) == (
         "Please select the label that can best describe the person's emotional state from the provided candidate "
@@ -148,8 +163,11 @@ def test_official_answers_verbatim():
     assert prompts.ovlabel_answer(["excited", " nervous ", "", "hopeful"]) == (
         "The character's emotional state is excited, nervous, hopeful."
     )
-    assert prompts.ovlabel_answer([]) == prompts.ovlabel_answer(None) == prompts.ovlabel_answer([" "]) == (
-        "The character's emotional state is neutral."
+    assert (
+        prompts.ovlabel_answer([])
+        == prompts.ovlabel_answer(None)
+        == prompts.ovlabel_answer([" "])
+        == ("The character's emotional state is neutral.")
     )
     assert prompts.sentiment_answer("positive") == "The character's sentiment state is positive."
     assert prompts.onehot_answer("worried", with_candidates=True) == "The most likely label is worried."
@@ -167,7 +185,9 @@ def test_reference_answer_only_for_official_questions_with_known_ground_truth():
     assert prompts.reference_answer(Q, rec(ovlabels=[])) == ("ovlabel", "The character's emotional state is neutral.")
     assert prompts.reference_answer(Q, rec(onehot="happy")) is None  # OV labels unknown
     assert prompts.reference_answer(prompts.ONEHOT_QUESTION, rec(onehot="happy")) == (
-        "onehot", "The character's emotional state is happy.")  # fmt: skip
+        "onehot",
+        "The character's emotional state is happy.",
+    )
     assert prompts.reference_answer(with_cands, rec(onehot="happy")) == ("onehot", "The most likely label is happy.")
     assert prompts.reference_answer(with_cands, rec(onehot="")) is None
     assert prompts.reference_answer(with_cands, rec(valence=1.0)) is None
@@ -183,17 +203,23 @@ def test_infer_question_aliases_give_the_official_texts():
     assert resolve_question("description") == prompts.DESCRIPTION_QUESTION
     assert resolve_question("sentiment") == prompts.SENTIMENT_QUESTION
     assert resolve_question("onehot", "MELD") == "Please recognize the character's most likely emotional state."
-    cands = ("Please select the label that can best describe the person's emotional state from the provided "
-             "candidate labels: ")  # fmt: skip
+    cands = (
+        "Please select the label that can best describe the person's emotional state from the provided "
+        "candidate labels: "
+    )
     assert resolve_question("onehot-candidates", "MER2023") == cands + "neutral,angry,happy,sad,worried,surprise."
     assert resolve_question("onehot-candidates", "mer2024") == cands + "neutral,angry,happy,sad,worried,surprise."
     assert resolve_question("onehot-candidates", "MELD") == cands + "anger,joy,sadness,neutral,disgust,fear,surprise."
     assert resolve_question("onehot-candidates", "IEMOCAPFour") == cands + "happy,sad,neutral,anger."
     assert resolve_question("valence", "CMUMOSI") == resolve_question("valence", "cmumosei") == VALENCE_3
     assert resolve_question("valence", "SIMS") == resolve_question("valence", "SIMSv2") == VALENCE_1
-    with pytest.raises(ValueError, match="label set: ask it of one of MER2023, MER2024, MELD, IEMOCAPFour .not OVMERDPlus"):
+    with pytest.raises(
+        ValueError, match="label set: ask it of one of MER2023, MER2024, MELD, IEMOCAPFour .not OVMERDPlus"
+    ):
         resolve_question("onehot-candidates", "OVMERDPlus")
-    with pytest.raises(ValueError, match="valence range: ask it of one of CMUMOSI, CMUMOSEI, SIMS, SIMSv2 .not a single"):
+    with pytest.raises(
+        ValueError, match="valence range: ask it of one of CMUMOSI, CMUMOSEI, SIMS, SIMSv2 .not a single"
+    ):
         resolve_question("valence")
     assert resolve_question(" What colour is the sky? ") == "What colour is the sky?"
     with pytest.raises(ValueError, match="empty"):

@@ -16,13 +16,13 @@ import pytest
 from affectgpt.data.mer2025 import ReadReport, read_mer2025
 from affectgpt.data.records import DataError, SkipLog
 from affectgpt.data.safe_npz import save_npz_object
+from affectgpt.data.sources import read_dataset
 from affectgpt.data.unibench import (
     UNIBENCH,
     get_spec,
     ground_truth,
     read_unibench,
 )
-from affectgpt.data.sources import read_dataset
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -40,17 +40,22 @@ def touch(path: Path) -> None:
 
 def make_mer2025(root: Path, names=("00012", "sample_00000001", "sample_00000002")) -> Path:
     names = list(names)
-    write_csv(root / "track2_train_mercaptionplus.csv", [
-        {"name": names[0], "openset": "[happy, excited]"},
-        {"name": names[1], "openset": "[]"},
-        {"name": names[2], "openset": "['sad', \"angry\"]"},
-    ])  # fmt: skip
+    write_csv(
+        root / "track2_train_mercaptionplus.csv",
+        [
+            {"name": names[0], "openset": "[happy, excited]"},
+            {"name": names[1], "openset": "[]"},
+            {"name": names[2], "openset": "['sad', \"angry\"]"},
+        ],
+    )
     write_csv(root / "track3_train_mercaptionplus.csv", [{"name": n, "reason": f"In the text, {n}."} for n in names])
     write_csv(root / "track2_train_ovmerd.csv", [{"name": names[0], "openset": "worried"}])
     write_csv(root / "track3_train_ovmerd.csv", [{"name": names[0], "reason": "In the text, worried."}])
     write_csv(root / "track_all_candidates.csv", [{"name": n} for n in names[:2]])
-    write_csv(root / "subtitle_chieng.csv", [{"name": n, "chinese": f"中文{i}", "english": f"eng {i}"}
-                                             for i, n in enumerate(names)])  # fmt: skip
+    write_csv(
+        root / "subtitle_chieng.csv",
+        [{"name": n, "chinese": f"中文{i}", "english": f"eng {i}"} for i, n in enumerate(names)],
+    )
     for n in names:
         touch(root / "video" / f"{n}.mp4")
         touch(root / "audio" / f"{n}.wav")
@@ -118,9 +123,13 @@ def test_mer2025_missing_csv(tmp_path):
 
 def test_mer2025_duplicate_names(tmp_path):
     root = make_mer2025(tmp_path)
-    write_csv(root / "track2_train_mercaptionplus.csv", [
-        {"name": "00012", "openset": "[a]"}, {"name": "00012", "openset": "[b]"},
-    ])  # fmt: skip
+    write_csv(
+        root / "track2_train_mercaptionplus.csv",
+        [
+            {"name": "00012", "openset": "[a]"},
+            {"name": "00012", "openset": "[b]"},
+        ],
+    )
     with pytest.raises(DataError, match=r"duplicate name\(s\) \[00012") as err:
         read_mer2025(root, on_error="skip")
     assert "track2_train_mercaptionplus.csv" in str(err.value)
@@ -212,8 +221,9 @@ def test_mer2023_split_probing_and_flat_faces(tmp_path):
     media(tmp_path, ["00012"], "video", ".mp4")
     records = read_unibench("mer2023", tmp_path)
     assert [(r.name, r.onehot, r.dataset) for r in records] == [
-        ("sample_00000010", "happy", "MER2023"), ("00012", "angry", "MER2023"),
-    ]  # fmt: skip
+        ("sample_00000010", "happy", "MER2023"),
+        ("00012", "angry", "MER2023"),
+    ]
     assert records[0].video == tmp_path / "video" / "sample_00000010.avi"
     assert records[0].audio == tmp_path / "subaudio" / "sample_00000010.wav"
     assert records[1].video == tmp_path / "video" / "00012.mp4"
@@ -264,14 +274,21 @@ def test_iemocap_session5_is_test(tmp_path):
     media(tmp_path, names, "subvideo-tgt", ".avi")
     records = read_unibench("iemocapfour", tmp_path)
     assert [(r.name, r.onehot) for r in records] == [
-        ("Ses05F_impro01_F000", "sad"), ("Ses05M_script02_M011", "neutral"),
-    ]  # fmt: skip
+        ("Ses05F_impro01_F000", "sad"),
+        ("Ses05M_script02_M011", "neutral"),
+    ]
     assert records[0].video.suffix == ".avi" and records[0].video.parent.name == "subvideo-tgt"
 
 
-@pytest.mark.parametrize("name, video_dir", [
-    ("CMUMOSI", "subvideo"), ("CMUMOSEI", "subvideo_new"), ("SIMS", "video"), ("SIMSv2", "video_new"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, video_dir",
+    [
+        ("CMUMOSI", "subvideo"),
+        ("CMUMOSEI", "subvideo_new"),
+        ("SIMS", "video"),
+        ("SIMSv2", "video_new"),
+    ],
+)
 def test_sentiment_sets(tmp_path, name, video_dir):
     save_npz_object(
         tmp_path / "label.npz",
@@ -288,22 +305,32 @@ def test_sentiment_sets(tmp_path, name, video_dir):
 
 
 def test_ovmerdplus(tmp_path):
-    write_csv(tmp_path / "ovlabel.csv", [{"name": "sample_00000007", "openset": "[relaxed, humorous]"},
-                                         {"name": "sample_00000008", "openset": ""}])  # fmt: skip
-    write_csv(tmp_path / "subtitle_eng.csv", [{"name": "sample_00000007", "sentence": "Ha ha."},
-                                              {"name": "sample_00000008", "sentence": "Fine."}])  # fmt: skip
+    write_csv(
+        tmp_path / "ovlabel.csv",
+        [{"name": "sample_00000007", "openset": "[relaxed, humorous]"}, {"name": "sample_00000008", "openset": ""}],
+    )
+    write_csv(
+        tmp_path / "subtitle_eng.csv",
+        [{"name": "sample_00000007", "sentence": "Ha ha."}, {"name": "sample_00000008", "sentence": "Fine."}],
+    )
     media(tmp_path, ["sample_00000007", "sample_00000008"], "video")
     records = read_unibench("OVMERDPlus", tmp_path)
-    assert ground_truth(records, "ovlabel") == {"sample_00000007": ["relaxed", "humorous"],
-                                                "sample_00000008": ["neutral"]}  # fmt: skip
+    assert ground_truth(records, "ovlabel") == {
+        "sample_00000007": ["relaxed", "humorous"],
+        "sample_00000008": ["neutral"],
+    }
     assert records[0].subtitle == "Ha ha." and records[0].face == tmp_path / "openface_face" / "sample_00000007.npy"
 
 
 def test_unibench_size_warning_and_empty_subtitles_are_counted(tmp_path, caplog):
     save_npz_object(tmp_path / "label.npz", test_corpus={"a": {"val": 1.0}, "b": {"val": -1.0}, "c": {"val": 0.5}})
-    write_csv(tmp_path / "transcription-engchi-polish.csv", [
-        {"name": "a", "chinese": "x", "english": "hello"}, {"name": "b", "chinese": "y", "english": ""},
-    ])  # fmt: skip  (c has no row at all)
+    write_csv(
+        tmp_path / "transcription-engchi-polish.csv",
+        [
+            {"name": "a", "chinese": "x", "english": "hello"},
+            {"name": "b", "chinese": "y", "english": ""},
+        ],
+    )  # fmt: skip  (c has no row at all)
     media(tmp_path, ["a", "b", "c"], "video")
     report = ReadReport()
     with caplog.at_level(logging.WARNING):
@@ -314,9 +341,14 @@ def test_unibench_size_warning_and_empty_subtitles_are_counted(tmp_path, caplog)
     assert "2 sample(s) have an empty subtitle" in caplog.text and "1 without a row" in caplog.text
 
 
-@pytest.mark.parametrize("kind, relative", [
-    ("video", "video/b.mp4"), ("audio", "audio/b.wav"), ("face", "openface_face/b.npy"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kind, relative",
+    [
+        ("video", "video/b.mp4"),
+        ("audio", "audio/b.wav"),
+        ("face", "openface_face/b.npy"),
+    ],
+)
 def test_unibench_missing_media(tmp_path, kind, relative):
     save_npz_object(tmp_path / "label.npz", test_corpus={"a": {"val": 1.0}, "b": {"val": -1.0}})
     polish_csv(tmp_path, ["a", "b"])
@@ -332,8 +364,17 @@ def test_unibench_missing_media(tmp_path, kind, relative):
 
 
 def test_spec_lookup_and_dispatch(tmp_path):
-    assert list(UNIBENCH) == ["OVMERDPlus", "MER2023", "MER2024", "MELD", "IEMOCAPFour",
-                              "CMUMOSI", "CMUMOSEI", "SIMS", "SIMSv2"]  # fmt: skip
+    assert list(UNIBENCH) == [
+        "OVMERDPlus",
+        "MER2023",
+        "MER2024",
+        "MELD",
+        "IEMOCAPFour",
+        "CMUMOSI",
+        "CMUMOSEI",
+        "SIMS",
+        "SIMSv2",
+    ]
     assert get_spec("simsv2").name == "SIMSv2" and get_spec("MELD").label_names[1] == "joy"
     with pytest.raises(ValueError, match=r"Did you mean 'CMUMOSEI'\?") as err:
         get_spec("CMU-MOSEI")

@@ -27,16 +27,22 @@ from affectgpt.data.unibench import read_unibench
 def test_mer2025_text_cells_are_verbatim(tmp_path):
     """The official datasets use row['english'] / row['reason'] as they are: no strip (prompt ids change)."""
     root = make_mer2025(tmp_path)
-    write_csv(root / "subtitle_chieng.csv", [
-        {"name": "00012", "chinese": " 中文 ", "english": "  Hello there.  "},
-        {"name": "sample_00000001", "chinese": "x", "english": "Line one\nline two"},
-        {"name": "sample_00000002", "chinese": "x", "english": " NA"},  # not exactly a pandas NA token: text
-    ])  # fmt: skip
-    write_csv(root / "track3_train_mercaptionplus.csv", [
-        {"name": "00012", "reason": " In the text, he smiles. "},
-        {"name": "sample_00000001", "reason": "In the text.\n"},
-        {"name": "sample_00000002", "reason": "In the text, x."},
-    ])  # fmt: skip
+    write_csv(
+        root / "subtitle_chieng.csv",
+        [
+            {"name": "00012", "chinese": " 中文 ", "english": "  Hello there.  "},
+            {"name": "sample_00000001", "chinese": "x", "english": "Line one\nline two"},
+            {"name": "sample_00000002", "chinese": "x", "english": " NA"},  # not exactly a pandas NA token: text
+        ],
+    )
+    write_csv(
+        root / "track3_train_mercaptionplus.csv",
+        [
+            {"name": "00012", "reason": " In the text, he smiles. "},
+            {"name": "sample_00000001", "reason": "In the text.\n"},
+            {"name": "sample_00000002", "reason": "In the text, x."},
+        ],
+    )
     records = read_mer2025(root, on_error="raise")
     assert [r.subtitle for r in records] == ["  Hello there.  ", "Line one\nline two", " NA"]
     assert [r.description for r in records] == [" In the text, he smiles. ", "In the text.\n", "In the text, x."]
@@ -44,9 +50,18 @@ def test_mer2025_text_cells_are_verbatim(tmp_path):
 
 
 NA_CELLS = {  # name -> subtitle cell as written in the CSV
-    "s_na": "NA", "s_n_a": "N/A", "s_none": "None", "s_null": "null", "s_nan": "nan", "s_NULL": "NULL",
-    "s_empty": "", "s_space": "   ", "s_text": "Fine.", "s_padded": " NA ", "s_word": "Nan bread",
-}  # fmt: skip
+    "s_na": "NA",
+    "s_n_a": "N/A",
+    "s_none": "None",
+    "s_null": "null",
+    "s_nan": "nan",
+    "s_NULL": "NULL",
+    "s_empty": "",
+    "s_space": "   ",
+    "s_text": "Fine.",
+    "s_padded": " NA ",
+    "s_word": "Nan bread",
+}
 
 
 def write_na_folder(root: Path) -> Path:
@@ -90,14 +105,22 @@ def test_subtitle_na_tokens_read_as_the_official_pandas_defaults(tmp_path, caplo
 
 def test_na_tokens_in_descriptions_names_and_labels(tmp_path):
     root = make_mer2025(tmp_path, names=("NA", "null", "sample_00000002"))  # names stay names
-    write_csv(root / "track2_train_mercaptionplus.csv", [
-        {"name": "NA", "openset": "None"}, {"name": "null", "openset": "NA"},
-        {"name": "sample_00000002", "openset": ""},
-    ])  # fmt: skip
-    write_csv(root / "track3_train_mercaptionplus.csv", [
-        {"name": "NA", "reason": "In the text."}, {"name": "null", "reason": "In the text."},
-        {"name": "sample_00000002", "reason": "N/A"},
-    ])  # fmt: skip
+    write_csv(
+        root / "track2_train_mercaptionplus.csv",
+        [
+            {"name": "NA", "openset": "None"},
+            {"name": "null", "openset": "NA"},
+            {"name": "sample_00000002", "openset": ""},
+        ],
+    )
+    write_csv(
+        root / "track3_train_mercaptionplus.csv",
+        [
+            {"name": "NA", "reason": "In the text."},
+            {"name": "null", "reason": "In the text."},
+            {"name": "sample_00000002", "reason": "N/A"},
+        ],
+    )
     report, skips = ReadReport(), SkipLog()
     records = read_mer2025(root, skips=skips, report=report)
     # label cells keep being read as text: "None" is a label here, "" is the empty list -> neutral
@@ -108,10 +131,15 @@ def test_na_tokens_in_descriptions_names_and_labels(tmp_path):
 
 def test_unibench_subtitles_verbatim_with_na_tokens(tmp_path, caplog):
     save_npz_object(tmp_path / "label.npz", test_corpus={n: {"val": 1.0} for n in ("a", "b", "c", "d")})
-    write_csv(tmp_path / "transcription-engchi-polish.csv", [
-        {"name": "a", "chinese": "x", "english": " Hello. "}, {"name": "b", "chinese": "y", "english": "None"},
-        {"name": "c", "chinese": "y", "english": "nan"}, {"name": "d", "chinese": "y", "english": " \t"},
-    ])  # fmt: skip
+    write_csv(
+        tmp_path / "transcription-engchi-polish.csv",
+        [
+            {"name": "a", "chinese": "x", "english": " Hello. "},
+            {"name": "b", "chinese": "y", "english": "None"},
+            {"name": "c", "chinese": "y", "english": "nan"},
+            {"name": "d", "chinese": "y", "english": " \t"},
+        ],
+    )
     media(tmp_path, ["a", "b", "c", "d"], "video")
     report = ReadReport()
     with caplog.at_level(logging.WARNING):
@@ -166,8 +194,13 @@ def test_load_records_passes_the_empty_subtitle_policy(tmp_path):
 
 
 def both_alternatives(root: Path, name: str, video_dir: str) -> None:
-    for path in (f"{video_dir}/{name}.mp4", f"{video_dir}/{name}.avi", f"audio/{name}.wav",
-                 f"subaudio/{name}.wav", f"openface_face/{name}.npy"):  # fmt: skip
+    for path in (
+        f"{video_dir}/{name}.mp4",
+        f"{video_dir}/{name}.avi",
+        f"audio/{name}.wav",
+        f"subaudio/{name}.wav",
+        f"openface_face/{name}.npy",
+    ):
         touch(root / path)
 
 
@@ -199,11 +232,22 @@ def test_meld_prefers_subaudio_and_iemocap_prefers_avi(tmp_path):
 
 
 def test_ovmerdplus_names_come_from_the_subtitle_file(tmp_path, caplog):
-    write_csv(tmp_path / "ovlabel.csv", [{"name": "gt_only", "openset": "[sad]"},
-                                         {"name": "s2", "openset": "[angry]"},
-                                         {"name": "s1", "openset": "[happy]"}])  # fmt: skip
-    write_csv(tmp_path / "subtitle_eng.csv", [{"name": "s1", "sentence": "One."}, {"name": "s2", "sentence": "Two."},
-                                              {"name": "sub_only", "sentence": "Three."}])  # fmt: skip
+    write_csv(
+        tmp_path / "ovlabel.csv",
+        [
+            {"name": "gt_only", "openset": "[sad]"},
+            {"name": "s2", "openset": "[angry]"},
+            {"name": "s1", "openset": "[happy]"},
+        ],
+    )
+    write_csv(
+        tmp_path / "subtitle_eng.csv",
+        [
+            {"name": "s1", "sentence": "One."},
+            {"name": "s2", "sentence": "Two."},
+            {"name": "sub_only", "sentence": "Three."},
+        ],
+    )
     media(tmp_path, ["s1", "s2", "sub_only", "gt_only"], "video")
     with pytest.raises(DataError) as err:
         read_unibench("OVMERDPlus", tmp_path)
@@ -259,8 +303,10 @@ def test_mer2025_refuses_unsafe_names(tmp_path, bad):
     for csv, column in (("track3_train_mercaptionplus.csv", "reason"), ("subtitle_chieng.csv", "english")):
         frame = pd.read_csv(root / csv, dtype=str, keep_default_na=False)
         pd.concat([frame, pd.DataFrame([{"name": bad, column: "In the text."}])]).to_csv(root / csv, index=False)
-    for dataset, csv in (("mercaptionplus", "track2_train_mercaptionplus.csv"),
-                         ("mer2025ov", "track_all_candidates.csv")):  # fmt: skip
+    for dataset, csv in (
+        ("mercaptionplus", "track2_train_mercaptionplus.csv"),
+        ("mer2025ov", "track_all_candidates.csv"),
+    ):
         with pytest.raises(DataError) as err:
             read_mer2025(root, dataset=dataset, on_error="raise")
         assert err.value.sample == bad and err.value.path == str(root / csv)
@@ -320,16 +366,27 @@ def test_mer2025_reports_malformed_label_cells(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         records = read_mer2025(tmp_path, on_error="raise", check_media=False, report=report)
     assert report.malformed_labels == {
-        "m1": "unbalanced brackets (1 '[' and 0 ']')", "m2": "unbalanced brackets (0 '[' and 2 ']')",
-        "m3": "unbalanced brackets (1 '[' and 0 ']')", "m4": "nested or repeated brackets",
+        "m1": "unbalanced brackets (1 '[' and 0 ']')",
+        "m2": "unbalanced brackets (0 '[' and 2 ']')",
+        "m3": "unbalanced brackets (1 '[' and 0 ']')",
+        "m4": "nested or repeated brackets",
         "m5": "separator ';' instead of ','",
-    }  # fmt: skip
+    }
     assert "mercaptionplus: 5 malformed label cell(s) in track2_train_mercaptionplus.csv" in caplog.text
     assert "m1 (unbalanced brackets" in caplog.text and any("5 malformed" in w for w in report.warnings)
     # kept, parsed exactly as the official parser does (one leading '[' / trailing ']' dropped, split on ' " ,)
     parsed = {r.name: r.ovlabels for r in records}
-    assert parsed == {"w1": ["a", "b"], "w2": ["a", "b"], "w3": ["a", "b"], "w4": ["neutral"], "m1": ["happy"],
-                      "m2": ["happy]"], "m3": ["a"], "m4": ["[happy", "sad]"], "m5": ["happy; sad"]}  # fmt: skip
+    assert parsed == {
+        "w1": ["a", "b"],
+        "w2": ["a", "b"],
+        "w3": ["a", "b"],
+        "w4": ["neutral"],
+        "m1": ["happy"],
+        "m2": ["happy]"],
+        "m3": ["a"],
+        "m4": ["[happy", "sad]"],
+        "m5": ["happy; sad"],
+    }
 
 
 def test_ovmerdplus_reports_malformed_label_cells(tmp_path):

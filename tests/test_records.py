@@ -18,27 +18,44 @@ from affectgpt.data.records import (
 SOURCE = Path("/data/root/track2_train_mercaptionplus.csv")
 
 
-@pytest.mark.parametrize("name", ["sample_00000000", "00012", "Ses05F_impro01_F000", "test_dia0_utt0",
-                                  "k5Y_838nuGo_1", "a.b", "..a", "a..", "name with spaces", "C", "ab:c"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sample_00000000",
+        "00012",
+        "Ses05F_impro01_F000",
+        "test_dia0_utt0",
+        "k5Y_838nuGo_1",
+        "a.b",
+        "..a",
+        "a..",
+        "name with spaces",
+        "C",
+        "ab:c",
+    ],
+)
 def test_plain_file_names_pass_unchanged(name):
     assert check_sample_name(name, SOURCE) == name
 
 
-@pytest.mark.parametrize("name, why", [
-    ("../outside/evil", "contains the path separator '/'"),
-    ("sub/name", "contains the path separator '/'"),
-    ("/etc/passwd", "an absolute path, not a file name"),
-    ("\\\\server\\share", "an absolute path, not a file name"),
-    ("\\evil", "an absolute path, not a file name"),
-    ("C:evil", "starts with the drive prefix 'C:'"),  # drive-relative on Windows
-    ("a:b", "starts with the drive prefix 'a:'"),
-    ("..\\outside\\evil", "contains the path separator '\\\\'"),
-    ("name\\sub", "contains the path separator '\\\\'"),
-    (".", "'.' is a directory reference, not a file name"),
-    ("..", "'..' is a directory reference, not a file name"),
-    ("", "empty name"),
-    ("evil\0.mp4", "contains a NUL byte"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("../outside/evil", "contains the path separator '/'"),
+        ("sub/name", "contains the path separator '/'"),
+        ("/etc/passwd", "an absolute path, not a file name"),
+        ("\\\\server\\share", "an absolute path, not a file name"),
+        ("\\evil", "an absolute path, not a file name"),
+        ("C:evil", "starts with the drive prefix 'C:'"),  # drive-relative on Windows
+        ("a:b", "starts with the drive prefix 'a:'"),
+        ("..\\outside\\evil", "contains the path separator '\\\\'"),
+        ("name\\sub", "contains the path separator '\\\\'"),
+        (".", "'.' is a directory reference, not a file name"),
+        ("..", "'..' is a directory reference, not a file name"),
+        ("", "empty name"),
+        ("evil\0.mp4", "contains a NUL byte"),
+    ],
+)
 def test_unsafe_names_are_data_errors_naming_file_sample_and_reason(name, why):
     with pytest.raises(DataError) as err:
         check_sample_name(name, SOURCE)

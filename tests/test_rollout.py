@@ -80,9 +80,16 @@ def test_one_group_call_equals_group_size_one_calls_and_other_groupings(demo):
 
 def _subset(r, rows):
     return type(r)(
-        [r.names[i] for i in rows], [r.members[i] for i in rows], r.group_size, r.completion_ids[rows],
-        r.completion_mask[rows], r.logprobs[rows], r.lengths[rows], r.stopped[rows], [r.texts[i] for i in rows],
-    )  # fmt: skip
+        [r.names[i] for i in rows],
+        [r.members[i] for i in rows],
+        r.group_size,
+        r.completion_ids[rows],
+        r.completion_mask[rows],
+        r.logprobs[rows],
+        r.lengths[rows],
+        r.stopped[rows],
+        [r.texts[i] for i in rows],
+    )
 
 
 def _reference_nucleus(logits: torch.Tensor, u: float, temperature: float, top_p: float) -> int:
@@ -170,8 +177,9 @@ def test_stops_on_every_eos_id_and_on_the_stop_string(demo):
     out = rollout(biased, feats, G, seed=3, max_new_tokens=16)
     eos = set(stop_token_ids(tok))
     kinds = set()
-    for row, n, stopped, text, mask in zip(out.completion_ids.tolist(), out.lengths.tolist(), out.stopped.tolist(),
-                                           out.texts, out.completion_mask.tolist()):  # fmt: skip
+    for row, n, stopped, text, mask in zip(
+        out.completion_ids.tolist(), out.lengths.tolist(), out.stopped.tolist(), out.texts, out.completion_mask.tolist()
+    ):
         assert mask == [True] * n + [False] * (len(row) - n)
         assert all(t == tok.pad_token_id for t in row[n:])
         ids = row[:n]

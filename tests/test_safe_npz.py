@@ -95,9 +95,16 @@ def crafted_call(module: str, name: str, argument: str) -> bytes:
     """A protocol-2 pickle that calls module.name(argument) when loaded: GLOBAL, one-tuple, REDUCE, STOP."""
     text = argument.encode()
     return (
-        b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n"
-        + b"X" + len(text).to_bytes(4, "little") + text + b"\x85R."
-    )  # fmt: skip
+        b"\x80\x02c"
+        + module.encode()
+        + b"\n"
+        + name.encode()
+        + b"\n"
+        + b"X"
+        + len(text).to_bytes(4, "little")
+        + text
+        + b"\x85R."
+    )
 
 
 def _holder(value: object = None) -> np.ndarray:
@@ -135,10 +142,19 @@ def test_builtin_containers_and_numpy_values_load(tmp_path, protocol):
     """Protocol 2 spells builtins `__builtin__` and bytes `_codecs.encode`; protocol 3 `builtins`;
     protocol 5 rebuilds numeric arrays through numpy's `_frombuffer`."""
     value = {
-        "set": {1, 2}, "frozen": frozenset({3}), "complex": complex(1, 2), "bytes": b"xy", "range": range(3),
-        "slice": slice(1, 5), "ordered": OrderedDict(a=1), "bytearray": bytearray(b"z"), "tuple": (1, "a"),
-        "array": np.arange(4, dtype=np.float32), "scalar": np.int32(7), "text": "happy",
-    }  # fmt: skip
+        "set": {1, 2},
+        "frozen": frozenset({3}),
+        "complex": complex(1, 2),
+        "bytes": b"xy",
+        "range": range(3),
+        "slice": slice(1, 5),
+        "ordered": OrderedDict(a=1),
+        "bytearray": bytearray(b"z"),
+        "tuple": (1, "a"),
+        "array": np.arange(4, dtype=np.float32),
+        "scalar": np.int32(7),
+        "text": "happy",
+    }
     if protocol == 2:
         del value["range"]  # protocol 2 spells it __builtin__.xrange (py2 name), which the allow-list does not hold
     payload = pickle.dumps(_holder(value), protocol=protocol)

@@ -13,8 +13,15 @@ def test_official_sentence() -> None:
 
 def test_variants_case_quotes_and_separators() -> None:
     assert parse_label_sentence("the character\u2019s EMOTIONAL STATE IS Happy and Relieved") == ["happy", "relieved"]
-    assert parse_label_sentence("The character's emotional states are: angry; sad / tired.") == ["angry", "sad", "tired"]
-    assert parse_label_sentence("The character's emotional state is 'worried', \"anxious\".###") == ["worried", "anxious"]
+    assert parse_label_sentence("The character's emotional states are: angry; sad / tired.") == [
+        "angry",
+        "sad",
+        "tired",
+    ]
+    assert parse_label_sentence("The character's emotional state is 'worried', \"anxious\".###") == [
+        "worried",
+        "anxious",
+    ]
 
 
 def test_stops_at_sentence_end_and_stop_marker() -> None:

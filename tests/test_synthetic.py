@@ -185,9 +185,16 @@ def test_secondary_labels_are_in_the_media(demo, decoded):
 
 
 UNIBENCH_VIDEO = {  # the official releases' video folders (reference §3.3)
-    "OVMERDPlus": "video", "MER2023": "video", "MER2024": "video", "MELD": "subvideo",
-    "IEMOCAPFour": "subvideo-tgt", "CMUMOSI": "subvideo", "CMUMOSEI": "subvideo_new", "SIMS": "video", "SIMSv2": "video_new",
-}  # fmt: skip
+    "OVMERDPlus": "video",
+    "MER2023": "video",
+    "MER2024": "video",
+    "MELD": "subvideo",
+    "IEMOCAPFour": "subvideo-tgt",
+    "CMUMOSI": "subvideo",
+    "CMUMOSEI": "subvideo_new",
+    "SIMS": "video",
+    "SIMSv2": "video_new",
+}
 
 
 def npz_dicts(path: Path) -> dict[str, dict]:

@@ -22,7 +22,7 @@ MIXED_TEXTS = [
     "The character's emotional state is happy, excited.",
     "我今天真的很开心，但是也有点紧张。",
     "Emoji 😀😢🎉 and naïve café — 12345 x=3.14\n\n  indented\ttab",
-    "In the text, the caption reads: \"I can't believe it!\" 他说。",
+    'In the text, the caption reads: "I can\'t believe it!" 他说。',
     "   leading spaces and trailing   ",
     "CAPS'LL 'S 've code: def f(x):\n    return x**2  # ok",
 ]
@@ -36,7 +36,15 @@ def tok():
 def test_known_qwen25_ids(tok):
     assert tok.encode("Hello world!", add_special_tokens=False) == [9707, 1879, 0]
     assert tok.encode("<|im_start|>system\nYou are a helpful assistant.", add_special_tokens=False) == [
-        151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13,
+        151644,
+        8948,
+        198,
+        2610,
+        525,
+        264,
+        10950,
+        17847,
+        13,
     ]
     ids = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|file_sep|>"])
     assert ids == [151643, 151644, 151645, 151652, 151664]
@@ -97,7 +105,9 @@ def test_local_folder_uses_same_path(tok, tmp_path: Path):
     tok.save_pretrained(folder)
     for cfg in (ModelConfig(tokenizer=str(folder)), ModelConfig(llm=str(folder), tokenizer="")):
         again = load_tokenizer(cfg)
-        assert again.encode(MIXED_TEXTS[2], add_special_tokens=False) == tok.encode(MIXED_TEXTS[2], add_special_tokens=False)
+        assert again.encode(MIXED_TEXTS[2], add_special_tokens=False) == tok.encode(
+            MIXED_TEXTS[2], add_special_tokens=False
+        )
         assert placeholder_ids(again) == placeholder_ids(tok)
         assert again.eos_token_id == again.pad_token_id == 151645 and again.bos_token_id == 151644
 

@@ -63,9 +63,12 @@ def test_commit_writes_state_and_manifest_then_renames(tmp_path: Path) -> None:
     trainer_bytes = (final / ckpt.TRAINER_STATE).read_bytes()
     expected = {
         rel: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        for rel, data in {"adapter_model.safetensors": WEIGHTS, "state/optimizer.bin": OPTIMIZER,
-                          ckpt.TRAINER_STATE: trainer_bytes}.items()
-    }  # fmt: skip
+        for rel, data in {
+            "adapter_model.safetensors": WEIGHTS,
+            "state/optimizer.bin": OPTIMIZER,
+            ckpt.TRAINER_STATE: trainer_bytes,
+        }.items()
+    }
     assert manifest == {"format": ckpt.TRAINING_FORMAT, "files": expected}  # every file but the manifest itself
     assert ckpt.verify(final) == {"global_step": 10, "epoch": 1, "kind": "epoch"}
 
@@ -131,8 +134,18 @@ def test_verify_refuses_folders_that_are_not_training_checkpoints(tmp_path: Path
 
 def test_checkpoint_dirs_lists_only_checkpoint_named_folders(tmp_path: Path) -> None:
     assert ckpt.checkpoint_dirs(tmp_path / "absent") == []
-    for name in ("epoch_0010", "epoch_0002", "interrupt_00000007", "epoch_", "epoch_12a", "epochs_0001",
-                 "xepoch_0001", "interrupt_x", ".tmp-epoch_0003", "best_0001"):  # fmt: skip
+    for name in (
+        "epoch_0010",
+        "epoch_0002",
+        "interrupt_00000007",
+        "epoch_",
+        "epoch_12a",
+        "epochs_0001",
+        "xepoch_0001",
+        "interrupt_x",
+        ".tmp-epoch_0003",
+        "best_0001",
+    ):
         (tmp_path / name).mkdir()
     (tmp_path / "epoch_0004").write_text("a file, not a folder")
     (tmp_path / "last").symlink_to("epoch_0010", target_is_directory=True)
@@ -209,8 +222,11 @@ def test_point_writes_json_and_a_relative_symlink(tmp_path: Path) -> None:
     a, b = make(tmp_path, "epoch_0001", 10), make(tmp_path, "epoch_0002", 20)
     ckpt.point(tmp_path, "best", a, {"score": 0.5, "epoch": 1})
     assert json.loads((tmp_path / "best.json").read_text()) == {
-        "checkpoint": "epoch_0001", "path": str(a), "score": 0.5, "epoch": 1,
-    }  # fmt: skip
+        "checkpoint": "epoch_0001",
+        "path": str(a),
+        "score": 0.5,
+        "epoch": 1,
+    }
     assert os.readlink(tmp_path / "best") == "epoch_0001"  # relative: the run folder can be moved
     ckpt.point(tmp_path, "best", b, {"score": 0.7})
     assert os.readlink(tmp_path / "best") == "epoch_0002"

@@ -18,8 +18,16 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS
 
 
 def demo_run(out: Path, *extra: str) -> list[dict]:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", str(REPO / "train.py"),
-           f"train.output_dir={out}", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        str(REPO / "train.py"),
+        f"train.output_dir={out}",
+        *extra,
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert "best checkpoint:" in proc.stdout and "python infer.py --ckpt" in proc.stdout

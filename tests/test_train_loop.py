@@ -17,7 +17,13 @@ from affectgpt.train import checkpoints as ckpt
 
 REPO = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false"}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "WANDB_MODE": "offline",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +35,22 @@ def data_root(tmp_path_factory) -> Path:
 
 def overrides(data_root: Path, out: Path, run: str, **extra) -> list[str]:
     base = {
-        "data.root": data_root, "data.val_fraction": 0.2, "data.label_type": "ovlabel", "data.val_max_samples": 3,
-        "train.output_dir": out, "train.run_name": run, "train.epochs": 2, "train.iters_per_epoch": 2,
-        "train.batch_size": 2, "train.lr": 1e-3, "train.log_every": 1, "train.val_batch_size": 4,
-        "train.val_max_new_tokens": 6, "train.keep_last": 2,
+        "data.root": data_root,
+        "data.val_fraction": 0.2,
+        "data.label_type": "ovlabel",
+        "data.val_max_samples": 3,
+        "train.output_dir": out,
+        "train.run_name": run,
+        "train.epochs": 2,
+        "train.iters_per_epoch": 2,
+        "train.batch_size": 2,
+        "train.lr": 1e-3,
+        "train.log_every": 1,
+        "train.val_batch_size": 4,
+        "train.val_max_new_tokens": 6,
+        "train.keep_last": 2,
         "data.feature_cache": data_root / "feature_cache",  # decode + encode once for every run of the module
-    }  # fmt: skip
+    }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 
@@ -91,8 +107,17 @@ def test_run_outputs(reference_run: Path) -> None:
     run_dir = reference_run
     rows = metrics(run_dir)
     assert [r["epoch"] for r in rows] == [1, 2]
-    required = {"epoch", "step", "train/loss", "val/avg-L1/f1", "val/avg-L1/precision", "val/avg-L1/recall",
-                "val/M-avg", "val/n_samples", "val/n_empty"}  # fmt: skip
+    required = {
+        "epoch",
+        "step",
+        "train/loss",
+        "val/avg-L1/f1",
+        "val/avg-L1/precision",
+        "val/avg-L1/recall",
+        "val/M-avg",
+        "val/n_samples",
+        "val/n_empty",
+    }
     assert required <= rows[-1].keys() and rows[-1]["step"] == 4 and rows[-1]["val/n_samples"] == 3
     log = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
@@ -125,7 +150,9 @@ def test_resume_matches_uninterrupted_run(reference_run: Path, data_root: Path, 
     assert_same_metrics(metrics(reference_run), metrics(tmp_path / "split"))
 
 
-def test_corrupt_latest_checkpoint_falls_back_with_warning(reference_run: Path, data_root: Path, tmp_path: Path) -> None:
+def test_corrupt_latest_checkpoint_falls_back_with_warning(
+    reference_run: Path, data_root: Path, tmp_path: Path
+) -> None:
     run_dir = tmp_path / "corrupt"
     shutil.copytree(reference_run, run_dir, symlinks=True)  # epoch_0001 and epoch_0002 exist
     victim = run_dir / "epoch_0002" / "state" / "optimizer.bin"
@@ -142,8 +169,14 @@ def test_corrupt_latest_checkpoint_falls_back_with_warning(reference_run: Path, 
 
 def test_sigterm_mid_epoch_leaves_resumable_state(reference_run: Path, data_root: Path, tmp_path: Path) -> None:
     args = overrides(data_root, tmp_path, "killed")
-    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     log = tmp_path / "killed" / "train_log.jsonl"
     deadline = time.time() + 240
     while not (log.is_file() and log.read_text().strip()) and time.time() < deadline and proc.poll() is None:
@@ -161,8 +194,13 @@ def test_sigterm_mid_epoch_leaves_resumable_state(reference_run: Path, data_root
 
 def test_world_size_invariance_ddp_and_deepspeed(data_root: Path, tmp_path: Path) -> None:
     """1 process x batch 4 == 2 processes x batch 2 (DDP over gloo, DeepSpeed ZeRO-2 and ZeRO-3), step by step."""
-    common = {"train.epochs": 1, "train.iters_per_epoch": 3, "model.lora_dropout": 0.0, "data.val_max_samples": 2,
-              "train.val_max_new_tokens": 2}  # fmt: skip
+    common = {
+        "train.epochs": 1,
+        "train.iters_per_epoch": 3,
+        "model.lora_dropout": 0.0,
+        "data.val_max_samples": 2,
+        "train.val_max_new_tokens": 2,
+    }
     run_train(overrides(data_root, tmp_path, "one", **common, **{"train.batch_size": 4}))
     ddp = ACCELERATE + ["--config_file", str(REPO / "configs/accelerate/cpu_ddp_2proc.yaml")]
     proc = run_train(overrides(data_root, tmp_path, "ddp", **common), launcher=ddp)
@@ -177,7 +215,9 @@ def test_world_size_invariance_ddp_and_deepspeed(data_root: Path, tmp_path: Path
         assert losses(tmp_path / run) == pytest.approx(reference, abs=1e-4), run
         assert metrics(tmp_path / run)[0]["val/n_samples"] == 2
         ckpt.verify(tmp_path / run / "epoch_0001")
-        assert_same_weights(tmp_path / "one" / "epoch_0001", tmp_path / run / "epoch_0001", tol=1e-4)  # gathered on save
+        assert_same_weights(
+            tmp_path / "one" / "epoch_0001", tmp_path / run / "epoch_0001", tol=1e-4
+        )  # gathered on save
 
 
 def test_skipped_samples_are_counted_per_epoch(data_root: Path, tmp_path: Path) -> None:
@@ -192,8 +232,9 @@ def test_skipped_samples_are_counted_per_epoch(data_root: Path, tmp_path: Path) 
     cfg = load_config(overrides=[f"data.root={root}", "data.val_fraction=0.2", "data.label_type=ovlabel"])
     victim = training_records(cfg.data, SkipLog())[0][0].name  # a training (not validation) sample
     (root / "openface_face" / victim / f"{victim}.npy").write_bytes(b"not an npy file")
-    proc = run_train(overrides(root, tmp_path, "skips", **{"train.epochs": 1, "train.iters_per_epoch": 0,
-                                                           "data.feature_cache": ""}))  # fmt: skip
+    proc = run_train(
+        overrides(root, tmp_path, "skips", **{"train.epochs": 1, "train.iters_per_epoch": 0, "data.feature_cache": ""})
+    )
     (row,) = metrics(tmp_path / "skips")
     assert row["train/n_skipped"] == 1 and row["data/n_skipped_reading"] == 0
     (reason,) = row["train/skipped_reasons"]

@@ -11,21 +11,21 @@ from torch import nn
 
 from affectgpt.config import TrainConfig
 from affectgpt.data.records import Record
+from affectgpt.data.sources import split_by_name
 from affectgpt.files import append_jsonl, read_jsonl
+from affectgpt.infer.generate import shard
+from affectgpt.labels.sentence import parse_label_sentence
+from affectgpt.metrics.ew import score_predictions
 from affectgpt.metrics.wheel import DEMO_WHEEL_DIR, get_wheel
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
-from affectgpt.data.sources import split_by_name
-from affectgpt.infer.generate import shard
-from affectgpt.train.stream import BatchStream
 from affectgpt.train.optim import (
     build_optimizer,
     build_scheduler,
     lr_factor,
     param_groups,
 )
-from affectgpt.labels.sentence import parse_label_sentence
-from affectgpt.metrics.ew import score_predictions
+from affectgpt.train.stream import BatchStream
 
 
 class Toy(nn.Module):
@@ -208,8 +208,16 @@ def test_rotation_keeps_last_k_and_best_and_pointers(tmp_path: Path) -> None:
 def test_metrics_truncation_and_plot(tmp_path: Path) -> None:
     metrics = tmp_path / tracking.METRICS_FILE
     for epoch in (1, 2, 3):
-        append_jsonl(metrics, {"epoch": epoch, "step": epoch * 5, "train/loss": 3.0 / epoch,
-                                        "val/avg-L1/f1": 0.2 * epoch, "val/M-avg": 0.1 * epoch})  # fmt: skip
+        append_jsonl(
+            metrics,
+            {
+                "epoch": epoch,
+                "step": epoch * 5,
+                "train/loss": 3.0 / epoch,
+                "val/avg-L1/f1": 0.2 * epoch,
+                "val/M-avg": 0.1 * epoch,
+            },
+        )
         append_jsonl(tmp_path / tracking.TRAIN_LOG_FILE, {"step": epoch * 5, "epoch_float": epoch, "train/loss": 1.0})
     tracking.truncate_jsonl(metrics, "epoch", 2)
     assert [r["epoch"] for r in read_jsonl(metrics)] == [1, 2]

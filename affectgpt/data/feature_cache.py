@@ -230,7 +230,7 @@ class FeatureCache:
         bad = dict(self.bad_shards)
         for name, reason in bad.items():
             logger.warning("feature cache %s: shard %s is bad (%s); its %d samples will be recomputed",
-                           self.folder, name, reason, len(self.shards[name]["keys"]))  # fmt: skip
+                           self.folder, name, reason, len(self.shards[name]["keys"]))
             for key in self.shards.pop(name)["keys"]:
                 if self.samples.get(key) and self.samples[key].shard == name:
                     del self.samples[key]

@@ -180,7 +180,7 @@ def _torchaudio_works() -> bool:
         logger.warning(
             "torchaudio.load is unavailable (%s: %s); decoding audio with soundfile (wav) / PyAV (other) instead",
             type(err).__name__, _first_line(err),
-        )  # fmt: skip
+        )
         return False
 
 
@@ -287,7 +287,7 @@ def _check_wav_complete(path: Path, sample: str | None) -> None:
                     raise DataError(
                         f"audio truncated: header says {length // block} samples, file holds {held // block}",
                         sample=sample, path=path,
-                    )  # fmt: skip
+                    )
                 return
             pos += 8 + length + (length & 1)  # RIFF chunks are padded to an even size
 

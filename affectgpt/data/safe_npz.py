@@ -34,7 +34,7 @@ _NUMPY_ALLOWED = {
 _BUILTINS_ALLOWED = {
     "dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray",
     "int", "float", "complex", "bool", "slice", "range",
-}  # fmt: skip
+}
 _OTHER_ALLOWED = {
     ("collections", "OrderedDict"),
     ("_codecs", "encode"),  # how protocol-2 pickles spell a bytes object (ndarray state)

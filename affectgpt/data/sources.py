@@ -42,7 +42,7 @@ def read_dataset(
         return read_mer2025(
             root, dataset=name.lower(), subtitle_language=subtitle_language,
             allow_empty_subtitle=allow_empty_subtitle, **kwargs,
-        )  # fmt: skip
+        )
     return read_unibench(name, root, **kwargs)
 
 
@@ -79,8 +79,7 @@ def training_records(
 
     `reports`, if given, receives one ReadReport per file set read (NA cells, empty subtitles, warnings)."""
     kwargs = {"subtitle_language": data_cfg.subtitle_language, "on_error": data_cfg.on_error, "skips": skips,
-              "allow_empty_subtitle": EMPTY_SUBTITLES[data_cfg.empty_subtitles]}  # fmt: skip
-
+              "allow_empty_subtitle": EMPTY_SUBTITLES[data_cfg.empty_subtitles]}
     def read(name: str, root: str) -> list[Record]:
         report = ReadReport()
         if reports is not None:

@@ -45,7 +45,7 @@ __all__ = ["CUES", "EMOTIONS", "N_FACES", "N_FRAMES", "ensure_demo_dataset", "ge
 
 
 def _write_sample(root: Path, spec: Spec, seed_key: list[int], *, video_dir: str = "video", video_ext: str = "mp4",
-                  audio_dir: str = "audio", nested_face: bool = False) -> None:  # fmt: skip
+                  audio_dir: str = "audio", nested_face: bool = False) -> None:
     rng = np.random.default_rng(seed_key)
     frames = render_images(spec, rng, N_FRAMES)
     faces = render_images(spec, rng, N_FACES)[..., ::-1]  # stored BGR, like the official cv2-made npys
@@ -140,7 +140,7 @@ def write_unibench(root: Path, dataset: str, seed: int) -> None:
         idx = [i % 7 for i in range(n)]
         specs = [Spec(f"test_dia{i // 3}_utt{i % 3}", TO_CUE.get(MELD7[k], MELD7[k])) for i, k in enumerate(idx)]
         save_npz_object(root / "label.npz", train_corpus={}, val_corpus={},
-                        test_corpus={s.name: {"emo": k} for s, k in zip(specs, idx)})  # fmt: skip
+                        test_corpus={s.name: {"emo": k} for s, k in zip(specs, idx)})
     elif dataset == "IEMOCAPFour":
         video_dir, video_ext = "subvideo-tgt", "avi"
         gender = ["FM"[i % 2] for i in range(n)]
@@ -153,7 +153,7 @@ def write_unibench(root: Path, dataset: str, seed: int) -> None:
         video_dir = SENTIMENT_SETS[dataset]
         specs = [Spec(f"{dataset.lower()}_{i:05d}", SENTIMENT[i % len(SENTIMENT)]) for i in range(n)]
         save_npz_object(root / "label.npz", train_corpus={}, val_corpus={},
-                        test_corpus={s.name: {"val": _valence(s.primary, rng)} for s in specs})  # fmt: skip
+                        test_corpus={s.name: {"val": _valence(s.primary, rng)} for s in specs})
     for i, spec in enumerate(specs):
         _write_sample(root, spec, [seed, key, i], video_dir=video_dir, video_ext=video_ext, audio_dir=audio_dir)
     subs = _subtitles([s.name for s in specs], rng)

@@ -18,7 +18,7 @@ SECONDARY = {
     "lonely": ("sad",), "angry": ("annoyed", "disgusted"), "annoyed": ("angry", "disgusted"),
     "worried": ("scared", "sad"), "scared": ("worried", "surprised"), "surprised": ("excited", "happy"),
     "disgusted": ("annoyed", "angry"),
-}  # fmt: skip
+}
 FPS, N_FRAMES, SIZE, N_FACES, SECONDS, SAMPLE_RATE = 8, 24, 112, 12, 3.0, 16000
 # Bump when the rules change, so ensure_demo_dataset regenerates old folders.
 # 2: MELD audio in subaudio/, IEMOCAP audio in audio/ (the official releases' folder names).
@@ -65,8 +65,7 @@ CUES = {
                      (-2, 2), "slides away down-left", 285, 2, 0.35, "a low, nasal tone in sluggish beeps", 3530),
     "neutral": Cue((128, 128, 128), "plain grey", "square", (100, 100, 100), "a grey square", "static", (0, 0),
                    "stays still", 160, 0, 0.3, "a steady, soft mid tone", 1800),
-}  # fmt: skip
-
+}
 NEUTRAL_SUBTITLES = (
     ("I went to the station this morning.", "我今天早上去了车站。"),
     ("The meeting starts at three o'clock.", "会议三点开始。"),
@@ -119,7 +118,7 @@ def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndar
         return (ay <= r) & (ax <= (dy + r) / 2)
     if shape == "dots":
         return np.any([((dx - ox) ** 2 + (dy - oy) ** 2) <= (r / 3) ** 2 for ox, oy in
-                       [(-r / 2, -r / 2), (r / 2, -r / 2), (0, r / 2)]], axis=0)  # fmt: skip
+                       [(-r / 2, -r / 2), (r / 2, -r / 2), (0, r / 2)]], axis=0)
     raise ValueError(f"unknown shape {shape!r}")
 
 

@@ -71,7 +71,7 @@ UNIBENCH_ORDER = ("MER2023", "MER2024", "MELD", "IEMOCAPFour", "CMUMOSI", "CMUMO
 # (joined by ","), and the hit rate's secondary mscore uses them.
 DISCRETE_CANDIDATES: dict[str, tuple[str, ...]] = {
     "MER2023": _MER_6WAY, "MER2024": _MER_6WAY, "MELD": _MELD, "IEMOCAPFour": _IEMOCAP,
-}  # fmt: skip
+}
 # (min, max) valence of the dimension datasets, as the official valence question states it.
 VALENCE_RANGES: dict[str, tuple[int, int]] = {"CMUMOSI": (-3, 3), "CMUMOSEI": (-3, 3), "SIMS": (-1, 1), "SIMSv2": (-1, 1)}
 
@@ -80,9 +80,7 @@ def _sentiment(name: str, size: int, video_dir: str) -> UnibenchSpec:
     return UnibenchSpec(
         name, "dimension", "label.npz", "test_corpus", size, POLISH_CSV, "english", (video_dir,),
         train_keys=("train_corpus", "val_corpus"),
-    )  # fmt: skip
-
-
+    )
 UNIBENCH: dict[str, UnibenchSpec] = {
     spec.name: spec
     for spec in (
@@ -109,7 +107,7 @@ UNIBENCH: dict[str, UnibenchSpec] = {
         _sentiment("CMUMOSEI", 4659, "subvideo_new"),
         _sentiment("SIMS", 457, "video"),
         _sentiment("SIMSv2", 1034, "video_new"),
-    )  # fmt: skip
+    )
 }
 
 

@@ -15,8 +15,9 @@ from affectgpt.data.records import DataError, Record
 from affectgpt.infer.generate import GenerationSettings, generate_responses
 
 
-def clip_record(video: str | Path, audio: str | Path | None = None, face: str | Path | None = None,
-                subtitle: str = "") -> Record:  # fmt: skip
+def clip_record(
+    video: str | Path, audio: str | Path | None = None, face: str | Path | None = None, subtitle: str = ""
+) -> Record:
     """A record for one clip; every given file must exist."""
     video = Path(video)
     paths = {"video": video, "audio": Path(audio) if audio else video, "face": Path(face) if face else None}
@@ -34,8 +35,15 @@ def image_record(image: str | Path) -> Record:
     return Record(name=image.stem, dataset="image", image=image)
 
 
-def answer_clip(model: Any, tokenizer: Any, cfg: Any, record: Record, question: str,
-                settings: GenerationSettings, autocast: Any = None) -> str:  # fmt: skip
+def answer_clip(
+    model: Any,
+    tokenizer: Any,
+    cfg: Any,
+    record: Record,
+    question: str,
+    settings: GenerationSettings,
+    autocast: Any = None,
+) -> str:
     """The model's answer for one clip; raises DataError naming the file when its media cannot be read."""
     cfg.data.on_error = "raise"
     single = GenerationSettings(**{**settings.to_dict(), "batch_size": 1})

@@ -51,8 +51,10 @@ def _dataset_question(alias: str, dataset: str | None) -> str:
     facts, what = (DISCRETE_CANDIDATES, "label set") if onehot else (VALENCE_RANGES, "valence range")
     name = next((n for n in facts if n.lower() == (dataset or "").lower()), None)
     if name is None:
-        raise ValueError(f"--question {alias} states the dataset's {what}: ask it of one of {', '.join(facts)} "
-                         f"(not {dataset or 'a single clip'})")  # fmt: skip
+        raise ValueError(
+            f"--question {alias} states the dataset's {what}: ask it of one of {', '.join(facts)} "
+            f"(not {dataset or 'a single clip'})"
+        )
     return prompts.onehot_question(facts[name]) if onehot else prompts.valence_question(*facts[name])
 
 
@@ -78,9 +80,11 @@ class GenerationSettings:
 def validation_settings(cfg: Any) -> GenerationSettings:
     """The decoding per-epoch validation uses (and `infer.py --split val` repeats): greedy, train.val_* sizes."""
     return GenerationSettings(
-        batch_size=max(1, int(cfg.train.val_batch_size)), max_new_tokens=int(cfg.train.val_max_new_tokens),
-        greedy=True, seed=int(cfg.train.seed),
-    )  # fmt: skip
+        batch_size=max(1, int(cfg.train.val_batch_size)),
+        max_new_tokens=int(cfg.train.val_max_new_tokens),
+        greedy=True,
+        seed=int(cfg.train.seed),
+    )
 
 
 def chunk_seed(seed: int, names: list[str]) -> int:
@@ -136,8 +140,14 @@ def generate_responses(
         records, cfg.data, cfg.model, tokenizer, split="test", seed=cfg.train.seed, skips=skips, question=question
     )
     collate = Collator(tokenizer, left_pad=True, prompt_style=cfg.data.prompt_style)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=cfg.data.num_workers,
-                        generator=torch.Generator().manual_seed(0))  # fmt: skip  # never draw from the global RNG
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collate,
+        num_workers=cfg.data.num_workers,
+        generator=torch.Generator().manual_seed(0),
+    )  # never draw from the global RNG
     was_training = model.training
     model.eval()
     out: dict[str, str] = {}
@@ -152,9 +162,12 @@ def generate_responses(
                     torch.manual_seed(chunk_seed(settings.seed, [r.name for r in chunk]))
                 with autocast() if autocast is not None else contextlib.nullcontext():
                     texts = model.generate(
-                        batch, max_new_tokens=settings.max_new_tokens, do_sample=not settings.greedy,
-                        temperature=settings.temperature, top_p=settings.top_p,
-                    )  # fmt: skip
+                        batch,
+                        max_new_tokens=settings.max_new_tokens,
+                        do_sample=not settings.greedy,
+                        temperature=settings.temperature,
+                        top_p=settings.top_p,
+                    )
                 answers = dict(zip(batch["names"], texts))
             new = []  # first occurrences only
             for record in chunk:
@@ -212,8 +225,18 @@ def run_inference(
         bar.update(len(names))
 
     try:
-        generate_responses(model, padded, cfg, tokenizer, settings, question=question, autocast=autocast,
-                           skips=report.skips, on_batch=write, should_stop=should_stop)  # fmt: skip
+        generate_responses(
+            model,
+            padded,
+            cfg,
+            tokenizer,
+            settings,
+            question=question,
+            autocast=autocast,
+            skips=report.skips,
+            on_batch=write,
+            should_stop=should_stop,
+        )
     finally:
         bar.close()
     report.stopped = len(report.generated) + len(report.failed) < n_real

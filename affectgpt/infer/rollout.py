@@ -181,8 +181,9 @@ def rollout(
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         cache = DynamicCache(config=lm.config)
         decoder, head, embedding = lm.get_decoder(), lm.get_output_embeddings(), lm.get_input_embeddings()
-        out = decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                      use_cache=True)  # fmt: skip
+        out = decoder(
+            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+        )
         hidden = out.last_hidden_state[:, -1].repeat_interleave(group_size, dim=0)
         cache.batch_repeat_interleave(group_size)
         mask = mask.repeat_interleave(group_size, dim=0)
@@ -216,8 +217,13 @@ def rollout(
                 cache.batch_select_indices(keep)
                 alive, token, mask, next_pos = alive[keep], token[keep], mask[keep], next_pos[keep]
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            out = decoder(inputs_embeds=embedding(token[:, None]), attention_mask=mask, position_ids=next_pos[:, None],
-                          past_key_values=cache, use_cache=True)  # fmt: skip
+            out = decoder(
+                inputs_embeds=embedding(token[:, None]),
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
             hidden = out.last_hidden_state[:, -1]
             next_pos = next_pos + 1
     finally:
@@ -251,8 +257,10 @@ def logprobs_of(
     b, width = ids.shape
     n_rows, t_max = completion_ids.shape
     if n_rows % b or completion_mask.shape != completion_ids.shape:
-        raise ValueError(f"completions {tuple(completion_ids.shape)} / mask {tuple(completion_mask.shape)} do not "
-                         f"fit {b} prompts (rows must be prompts x group size)")  # fmt: skip
+        raise ValueError(
+            f"completions {tuple(completion_ids.shape)} / mask {tuple(completion_mask.shape)} do not "
+            f"fit {b} prompts (rows must be prompts x group size)"
+        )
     sel = completion_mask.to(ids.device).bool()
     if bool((sel[:, 1:] & ~sel[:, :-1]).any()):
         raise ValueError("completion_mask must mark a prefix of each row (tokens first, then padding)")
@@ -294,9 +302,14 @@ def token_logprobs(
 
 
 def _chunked_logprobs(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-    temperature: float, chunk: int, need_grad: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    temperature: float,
+    chunk: int,
+    need_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs [n] and, if asked, d logp / d hidden [n, D] = (W[target] - E_softmax[W]) / temperature."""
     n = hidden.shape[0]
     running_max = hidden.new_full((n,), float("-inf"), dtype=torch.float32)

@@ -47,8 +47,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise CheckpointError(f"{path}: not a checkpoint (no {MANIFEST}) nor a run directory with best.json / last.json")
 
 
-def checkpoint_config(ckpt: Path, overrides: list[str] | None = None, llm: str | None = None,
-                      clip: str | None = None, hubert: str | None = None) -> Config:  # fmt: skip
+def checkpoint_config(
+    ckpt: Path,
+    overrides: list[str] | None = None,
+    llm: str | None = None,
+    clip: str | None = None,
+    hubert: str | None = None,
+) -> Config:
     """The checkpoint's config, with `section.key=value` overrides and base-model folder overrides."""
     cfg = load_checkpoint_config(ckpt, overrides)
     for key, value in (("llm", llm), ("clip", clip), ("hubert", hubert)):

@@ -50,7 +50,7 @@ class Extracted:
 
 
 def content_key(signature: str, text: str) -> str:
-    return hashlib.sha256(f"{signature}\n{text}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{signature}\n{text}".encode()).hexdigest()
 
 
 class ExtractionCache:
@@ -102,11 +102,15 @@ class LabelExtractor:
         self._llm: Any = None
         settings = {k: v for k, v in sorted(self.llm_options.items()) if k != "progress"} if kind == "llm" else {}
         # The rules are part of the signature: a changed prompt or parser never reuses answers cached under the old one.
-        rules = {"llm": OPENSET_PROMPT + "\n" + SENTIMENT_PROMPT, "parser": f"parser-v{PARSER_VERSION}",
-                 "lexicon": f"lexicon-v{PARSER_VERSION}"}[kind]  # fmt: skip
+        rules = {
+            "llm": OPENSET_PROMPT + "\n" + SENTIMENT_PROMPT,
+            "parser": f"parser-v{PARSER_VERSION}",
+            "lexicon": f"lexicon-v{PARSER_VERSION}",
+        }[kind]
         rules_digest = hashlib.sha256(rules.encode("utf-8")).hexdigest()[:16]
-        self.signature = json.dumps({"kind": kind, "source": self.source, "settings": settings, "rules": rules_digest},
-                                    sort_keys=True)  # fmt: skip
+        self.signature = json.dumps(
+            {"kind": kind, "source": self.source, "settings": settings, "rules": rules_digest}, sort_keys=True
+        )
         digest = hashlib.sha256(self.signature.encode("utf-8")).hexdigest()[:12]
         self.cache = ExtractionCache(Path(cache_dir) / f"{kind}-{digest}.jsonl" if cache_dir else None)
         self.n_computed = 0  # texts actually extracted by this object (cache misses)

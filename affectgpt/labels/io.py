@@ -94,5 +94,7 @@ def find_result_files(results_dir: str | Path, dataset: str) -> tuple[Path | Non
     if not directory.is_dir():
         raise DataError("results directory not found", path=directory)
     by_lower = {p.name.lower(): p for p in directory.iterdir() if p.is_file()}  # one listing for both lookups
-    return (_find(by_lower, directory, dataset, OPENSET_SUFFIXES),
-            _find(by_lower, directory, dataset, SENTIMENT_SUFFIXES))  # fmt: skip
+    return (
+        _find(by_lower, directory, dataset, OPENSET_SUFFIXES),
+        _find(by_lower, directory, dataset, SENTIMENT_SUFFIXES),
+    )

@@ -92,8 +92,10 @@ class Lexicon:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         if not {"name", "format"} <= set(frame.columns):
             raise ValueError(f"{path}: expected columns name, format; found {list(frame.columns)}")
-        rows = [(name.strip().lower(), [f.strip().lower() for f in forms.split(",")]) for name, forms in
-                zip(frame["name"], frame["format"])]
+        rows = [
+            (name.strip().lower(), [f.strip().lower() for f in forms.split(",")])
+            for name, forms in zip(frame["name"], frame["format"])
+        ]
         stop_names = {n.lower() for n in stop_names}
         stop = {f.lower() for f in stop_forms}
         for name, forms in rows:

@@ -179,7 +179,9 @@ class LLMExtractor:
         try:
             from vllm import LLM
         except ImportError as err:  # only reachable with backend="vllm" explicitly
-            raise ImportError("backend='vllm' needs the vllm package (pip install vllm); or use backend='transformers'") from err
+            raise ImportError(
+                "backend='vllm' needs the vllm package (pip install vllm); or use backend='transformers'"
+            ) from err
         self.model = LLM(model=str(self.model_path), seed=self.seed)
 
     # ---------------------------------------------------------------- generation
@@ -269,7 +271,9 @@ class LLMExtractor:
             results.append(ExtractionResult(raw=raw, text=official_postprocess(raw), labels=labels, ok=ok))
         failed = sum(not r.ok for r in results)
         if failed:
-            log.warning("LLM extractor: %d of %d answers had no readable label list (labels set to [])", failed, len(results))
+            log.warning(
+                "LLM extractor: %d of %d answers had no readable label list (labels set to [])", failed, len(results)
+            )
         return results
 
     def to_sentiment(self, opensets: list[str | list[str]]) -> list[SentimentResult]:
@@ -280,6 +284,10 @@ class LLMExtractor:
         results = [parse_sentiment(raw) for raw in raws]
         failed = [r.sentiment for r in results if not r.ok]
         if failed:
-            log.warning("LLM sentiment: %d of %d answers were not positive/negative/neutral, kept as is: %s",
-                        len(failed), len(results), failed[:5])
+            log.warning(
+                "LLM sentiment: %d of %d answers were not positive/negative/neutral, kept as is: %s",
+                len(failed),
+                len(results),
+                failed[:5],
+            )
         return results

@@ -52,7 +52,9 @@ NEGATIVE_WORDS = frozenset(
     """.split()
 )
 
-NEUTRAL_WORDS = frozenset("neutral surprised surprise astonished startled shocked indifferent serious thoughtful".split())
+NEUTRAL_WORDS = frozenset(
+    "neutral surprised surprise astonished startled shocked indifferent serious thoughtful".split()
+)
 
 # Suffix rewrites tried when a word is not listed as is (e.g. "joyfulness" -> "joyful", "angrily" -> "angry").
 _SUFFIXES = (("fulness", "ful"), ("iness", "y"), ("ness", ""), ("ily", "y"), ("ly", ""), ("ment", ""))

@@ -145,13 +145,15 @@ def _labels(gt: Mapping[str, Any], pred: Mapping[str, Any], dataset: str) -> tup
     missing = [name for name in gt if name not in pred]
     if missing:
         shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
-        raise DataError(f"{dataset or 'dataset'}: {len(missing)} GT name(s) have no prediction: {shown}",
-                        sample=missing[0])  # fmt: skip
+        raise DataError(
+            f"{dataset or 'dataset'}: {len(missing)} GT name(s) have no prediction: {shown}", sample=missing[0]
+        )
     return [normalise_labels(gt[n]) for n in gt], [normalise_labels(pred[n]) for n in gt]
 
 
-def discrete_samples(gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: EmotionWheel,
-                     dataset: str = "") -> HitSamples:  # fmt: skip
+def discrete_samples(
+    gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: EmotionWheel, dataset: str = ""
+) -> HitSamples:
     """Per-sample hits as in unibench.hit_rate: the L1 tables of W1-W5 via ew.mapped_set."""
     gt_labels, pred_labels = _labels(gt, pred, dataset)
     hits = np.zeros((len(WHEELS), len(gt_labels)))
@@ -165,8 +167,7 @@ def discrete_samples(gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: Emot
     return HitSamples(tuple(gt), hits, kept, dataset)
 
 
-def ov_samples(gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: EmotionWheel,
-               dataset: str = "") -> OVSamples:  # fmt: skip
+def ov_samples(gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: EmotionWheel, dataset: str = "") -> OVSamples:
     """Per-sample P and R at L1 of W1-W5 (empty prediction: P = R = 0), as ew.overlap_scores."""
     gt_labels, pred_labels = _labels(gt, pred, dataset)
     shape = (len(WHEELS), len(gt_labels))
@@ -188,16 +189,19 @@ def dimension_samples(gt: Mapping[str, float], sentiment: Mapping[str, Any], dat
     """(GT > 0, sentiment > 0) over the samples with GT != 0, as unibench.dimension_score."""
     missing = [name for name in gt if name not in sentiment]
     if missing:
-        raise DataError(f"{dataset or 'dataset'}: {len(missing)} GT name(s) have no sentiment: "
-                        f"{', '.join(missing[:20])}", sample=missing[0])  # fmt: skip
+        raise DataError(
+            f"{dataset or 'dataset'}: {len(missing)} GT name(s) have no sentiment: {', '.join(missing[:20])}",
+            sample=missing[0],
+        )
     kept = [name for name, value in gt.items() if float(value) != 0]
     y_true = np.array([float(gt[n]) > 0 for n in kept], dtype=bool)
     y_pred = np.array([sentiment_value(sentiment[n]) > 0 for n in kept], dtype=bool)
     return DimensionSamples(tuple(kept), y_true, y_pred, dataset)
 
 
-def per_sample(task: str, gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: EmotionWheel | None = None,
-               dataset: str = "") -> PerSample:  # fmt: skip
+def per_sample(
+    task: str, gt: Mapping[str, Any], pred: Mapping[str, Any], wheel: EmotionWheel | None = None, dataset: str = ""
+) -> PerSample:
     """Dispatch on the MER-UniBench task (discrete | dimension | ovlabel) of affectgpt.data.unibench specs."""
     if task == "dimension":
         return dimension_samples(gt, pred, dataset)
@@ -273,8 +277,14 @@ class Interval:
     alpha: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
-        return {"point": self.point, "low": self.low, "high": self.high, "alpha": self.alpha,
-                "n_resamples": len(self.samples), "method": "percentile bootstrap"}  # fmt: skip
+        return {
+            "point": self.point,
+            "low": self.low,
+            "high": self.high,
+            "alpha": self.alpha,
+            "n_resamples": len(self.samples),
+            "method": "percentile bootstrap",
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,8 +317,14 @@ def _difference(point: float, samples: np.ndarray, alpha: float) -> Difference:
     return Difference(point, iv.low, iv.high, samples, alpha, p_b_le_a=float(np.mean(samples <= TIE)))
 
 
-def bootstrap(ps: PerSample, n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05,
-              statistic: str = "score", key: str | None = None) -> Interval:  # fmt: skip
+def bootstrap(
+    ps: PerSample,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    statistic: str = "score",
+    key: str | None = None,
+) -> Interval:
     """Percentile interval of one set's score; key (default: ps.dataset) selects the resample stream."""
     _check_args(n_resamples, seed, alpha)
     key = ps.dataset if key is None else key
@@ -316,8 +332,9 @@ def bootstrap(ps: PerSample, n_resamples: int = 1000, seed: int = 0, alpha: floa
     return _interval(point_scores(ps)[statistic], samples, alpha)
 
 
-def nine_set_mean_interval(per_dataset: Mapping[str, PerSample], n_resamples: int = 1000, seed: int = 0,
-                           alpha: float = 0.05) -> SetIntervals:  # fmt: skip
+def nine_set_mean_interval(
+    per_dataset: Mapping[str, PerSample], n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> SetIntervals:
     """Each set resampled independently (stream key = its mapping key); per replicate the mean of the sets."""
     _check_args(n_resamples, seed, alpha)
     if not per_dataset:
@@ -341,20 +358,28 @@ def _check_pair(name: str, a: PerSample, b: PerSample) -> None:
         if len(a.names) != len(b.names):
             raise DataError(f"{name}: run A has {len(a.names)} scored samples, run B {len(b.names)}")
         first = next(x for x, y in zip(a.names, b.names) if x != y)
-        raise DataError(f"{name}: the runs list different samples (or orders); A has '{first}' where B differs",
-                        sample=first)  # fmt: skip
+        raise DataError(
+            f"{name}: the runs list different samples (or orders); A has '{first}' where B differs", sample=first
+        )
     if not a.same_ground_truth(b):
         raise DataError(f"{name}: the two runs were scored against different ground truth")
 
 
-def paired_difference(a: PerSample | Mapping[str, PerSample], b: PerSample | Mapping[str, PerSample],
-                      n_resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> SetIntervals:  # fmt: skip
+def paired_difference(
+    a: PerSample | Mapping[str, PerSample],
+    b: PerSample | Mapping[str, PerSample],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> SetIntervals:
     """B - A (Difference) per set, both runs on the same resample indices, and for the mean over the sets."""
     _check_args(n_resamples, seed, alpha)
     a_sets, b_sets = _as_sets(a), _as_sets(b)
     if set(a_sets) != set(b_sets):
-        raise ValueError(f"the runs cover different sets: only A {sorted(set(a_sets) - set(b_sets))}, "
-                         f"only B {sorted(set(b_sets) - set(a_sets))}")  # fmt: skip
+        raise ValueError(
+            f"the runs cover different sets: only A {sorted(set(a_sets) - set(b_sets))}, "
+            f"only B {sorted(set(b_sets) - set(a_sets))}"
+        )
     if not a_sets:
         raise ValueError("no dataset given")
     out: dict[str, Difference] = {}

@@ -10,8 +10,9 @@ Documented deviation: where the official code yields NaN (P = R = 0, or no sampl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -6,9 +6,10 @@ not in the ground truth are ignored, and every such case is reported. Reading th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from affectgpt.data.records import DataError
 from affectgpt.data.tables import preview

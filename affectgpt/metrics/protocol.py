@@ -111,8 +111,9 @@ def paper_protocol(scores: Scores, epochs: list[int] | None = None) -> PaperSele
     return PaperSelection(epochs, best_epoch, best_score, sum(best_score.values()) / len(best_score))
 
 
-def common_epoch(scores: Scores, val_scores: Mapping[int, float] | None,
-                 epochs: list[int] | None = None) -> CommonEpoch:  # fmt: skip
+def common_epoch(
+    scores: Scores, val_scores: Mapping[int, float] | None, epochs: list[int] | None = None
+) -> CommonEpoch:
     """The epoch with the best validation score and the mean over datasets at that epoch.
 
     Without validation scores (e.g. official result folders) the epoch with the best test-set mean is taken
@@ -133,8 +134,9 @@ def common_epoch(scores: Scores, val_scores: Mapping[int, float] | None,
     return CommonEpoch(epoch, selected_by, {d: per[epoch] for d, per in table.items()}, means[epoch])
 
 
-def compare_protocols(scores: Scores, epochs: list[int] | None = None,
-                      val_scores: Mapping[int, float] | None = None) -> ProtocolComparison:  # fmt: skip
+def compare_protocols(
+    scores: Scores, epochs: list[int] | None = None, val_scores: Mapping[int, float] | None = None
+) -> ProtocolComparison:
     """Both protocols on the same epochs, and the optimism gap (mean of maxima - common-epoch mean)."""
     paper = paper_protocol(scores, epochs)
     common = common_epoch(scores, val_scores, paper.epochs)

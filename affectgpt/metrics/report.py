@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from affectgpt.metrics.unibench import DatasetScore
 from affectgpt.metrics.wheel import DEMO_LABEL, LEVELS, METRICS

@@ -78,8 +78,10 @@ def combine(components: Mapping[str, float], weights: Mapping[str, float]) -> fl
     unweighted = sorted(set(components) - set(weights))
     missing = sorted(set(weights) - set(components))
     if unweighted or missing:
-        raise ValueError(f"reward components {sorted(components)} do not match weights {sorted(weights)}: "
-                         f"no weight for {unweighted}, no component for {missing}")  # fmt: skip
+        raise ValueError(
+            f"reward components {sorted(components)} do not match weights {sorted(weights)}: "
+            f"no weight for {unweighted}, no component for {missing}"
+        )
     total = 0.0
     for name, value in components.items():
         if not math.isfinite(value) or not math.isfinite(weights[name]):

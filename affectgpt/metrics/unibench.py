@@ -14,9 +14,10 @@ that reads the official test split through affectgpt.data.unibench and dispatche
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sklearn.metrics import accuracy_score, f1_score
 

@@ -178,8 +178,9 @@ def _m3(y_ws: list[str], mapping: dict[str, str]) -> str:
     return ""
 
 
-def _build_tables(format_mapping: dict[str, list[str]], raw_mapping: dict[str, list[str]],
-                  wheel_maps: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:  # fmt: skip
+def _build_tables(
+    format_mapping: dict[str, list[str]], raw_mapping: dict[str, list[str]], wheel_maps: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
     tables: dict[str, dict[str, str]] = {metric: {} for metric in METRICS}
     for label, y_fs in format_mapping.items():
         first_yf = min(y_fs)

@@ -60,10 +60,13 @@ def check_placeholders(mask: torch.Tensor, expected: int, token: str, names: lis
     last = mask.shape[1] - 1 - mask.flip(dims=[1]).int().argmax(dim=1)
     for i, (count, lo, hi) in enumerate(zip(counts.tolist(), first.tolist(), last.tolist())):
         if count != expected:
-            raise PlaceholderError(f"{_sample_name(names, i)}: expected {expected} x {token} in the prompt, found {count}")
+            raise PlaceholderError(
+                f"{_sample_name(names, i)}: expected {expected} x {token} in the prompt, found {count}"
+            )
         if hi - lo + 1 != expected:
             raise PlaceholderError(
-                f"{_sample_name(names, i)}: the {expected} x {token} placeholders are not contiguous (positions {lo}..{hi})"
+                f"{_sample_name(names, i)}: the {expected} x {token} placeholders are not contiguous "
+                f"(positions {lo}..{hi})"
             )
 
 
@@ -194,7 +197,9 @@ class AffectGPT(nn.Module):
         elif batch.get(media_key) is not None:
             encoder = self.audio_encoder if stream == "audio" else self.visual_encoder
             if encoder is None:
-                raise ValueError(f"batch has raw '{media_key}' but the model was built without its encoder; pass '{feat_key}'")
+                raise ValueError(
+                    f"batch has raw '{media_key}' but the model was built without its encoder; pass '{feat_key}'"
+                )
             feats = encoder(batch[media_key].to(self.device))
         else:
             raise ValueError(
@@ -205,10 +210,12 @@ class AffectGPT(nn.Module):
         return feats
 
     def _multi_visual_stream(self) -> str:
-        """"face" or "frame": the visual stream the mode fuses with audio into <Multi> (affectgpt.data.modes)."""
+        """ "face" or "frame": the visual stream the mode fuses with audio into <Multi> (affectgpt.data.modes)."""
         visual = get_mode(self.face_or_frame).multi_visual
         if visual is None:
-            raise PlaceholderError(f"the prompts hold <MultiHere> but face_or_frame={self.face_or_frame!r} has no <Multi> token")
+            raise PlaceholderError(
+                f"the prompts hold <MultiHere> but face_or_frame={self.face_or_frame!r} has no <Multi> token"
+            )
         return next(name for name, stream in PLACEHOLDER_STREAM.items() if stream == visual)
 
     def modality_tokens(self, batch: dict[str, Any], input_ids: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -249,7 +256,9 @@ class AffectGPT(nn.Module):
         targets = labels[:, 1:]
         selected = targets != IGNORE_INDEX
         if not bool(selected.any()):
-            raise ValueError(f"batch has no target tokens (every label is {IGNORE_INDEX}); samples: {batch.get('names')}")
+            raise ValueError(
+                f"batch has no target tokens (every label is {IGNORE_INDEX}); samples: {batch.get('names')}"
+            )
         head = self.causal_lm.get_output_embeddings()
         return output_cross_entropy(hidden[:, :-1][selected], head, targets[selected], self.loss_vocab_chunk)
 

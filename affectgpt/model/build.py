@@ -61,20 +61,37 @@ def published_config(role: str) -> PretrainedConfig:
     """The published architectures (used by describe when the folders are not downloaded)."""
     if role == "llm":  # Qwen2.5-7B-Instruct config.json
         return Qwen2Config(
-            vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-            num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
-            rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=False,
-        )  # fmt: skip
+            vocab_size=152064,
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            max_position_embeddings=32768,
+            rms_norm_eps=1e-6,
+            rope_theta=1000000.0,
+            tie_word_embeddings=False,
+        )
     if role == "clip":  # CLIP ViT-L/14 vision tower
         return CLIPVisionConfig(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-            image_size=224, patch_size=14, projection_dim=768,
-        )  # fmt: skip
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=224,
+            patch_size=14,
+            projection_dim=768,
+        )
     if role == "hubert":  # chinese-hubert-large
         return HubertConfig(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-            feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
-        )  # fmt: skip
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+            conv_bias=True,
+        )
     raise ValueError(role)
 
 
@@ -82,22 +99,39 @@ def tiny_config(role: str, m: ModelConfig) -> PretrainedConfig:
     """Small configs of the real classes: one CPU training step well under a second."""
     if role == "llm":
         return Qwen2Config(
-            vocab_size=TINY_VOCAB, hidden_size=m.tiny_llm_hidden, intermediate_size=m.tiny_llm_intermediate,
-            num_hidden_layers=m.tiny_llm_layers, num_attention_heads=m.tiny_llm_heads,
-            num_key_value_heads=m.tiny_llm_kv_heads, max_position_embeddings=4096, tie_word_embeddings=False,
-        )  # fmt: skip
+            vocab_size=TINY_VOCAB,
+            hidden_size=m.tiny_llm_hidden,
+            intermediate_size=m.tiny_llm_intermediate,
+            num_hidden_layers=m.tiny_llm_layers,
+            num_attention_heads=m.tiny_llm_heads,
+            num_key_value_heads=m.tiny_llm_kv_heads,
+            max_position_embeddings=4096,
+            tie_word_embeddings=False,
+        )
     h, layers = m.tiny_encoder_hidden, m.tiny_encoder_layers
     if role == "clip":
         return CLIPVisionConfig(
-            hidden_size=h, intermediate_size=2 * h, num_hidden_layers=layers, num_attention_heads=4,
-            image_size=224, patch_size=32, projection_dim=m.tiny_clip_projection,
-        )  # fmt: skip
+            hidden_size=h,
+            intermediate_size=2 * h,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            image_size=224,
+            patch_size=32,
+            projection_dim=m.tiny_clip_projection,
+        )
     if role == "hubert":
         return HubertConfig(
-            hidden_size=h, intermediate_size=2 * h, num_hidden_layers=layers, num_attention_heads=4,
-            conv_dim=(8,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
-            feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
-        )  # fmt: skip
+            hidden_size=h,
+            intermediate_size=2 * h,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            conv_dim=(8,) * 7,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=4,
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+            conv_bias=True,
+        )
     raise ValueError(role)
 
 
@@ -172,7 +206,11 @@ def build_visual_encoder(m: ModelConfig, seed: int = SEED) -> VisualEncoder:
     # Only the vision tower + projection of a CLIPModel folder is loaded (the text tower is unused).
     clip = CLIPVisionModelWithProjection.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
     has_processor = (folder / "preprocessor_config.json").is_file()
-    processor = CLIPImageProcessor.from_pretrained(str(folder), local_files_only=True) if has_processor else CLIPImageProcessor()
+    processor = (
+        CLIPImageProcessor.from_pretrained(str(folder), local_files_only=True)
+        if has_processor
+        else CLIPImageProcessor()
+    )
     return VisualEncoder(clip, processor)
 
 
@@ -201,11 +239,17 @@ def build_heads(m: ModelConfig, visual_dim: int, audio_dim: int, llm_dim: int, s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 3)
         return ModalityHeads(
-            visual_dim, audio_dim, llm_dim,
-            video_fusion=m.video_fusion, audio_fusion=m.audio_fusion, multi_fusion=m.multi_fusion,
-            num_video_query_token=m.num_video_query_token, num_audio_query_token=m.num_audio_query_token,
-            num_multi_query_token=m.num_multi_query_token, **qformer,
-        )  # fmt: skip
+            visual_dim,
+            audio_dim,
+            llm_dim,
+            video_fusion=m.video_fusion,
+            audio_fusion=m.audio_fusion,
+            multi_fusion=m.multi_fusion,
+            num_video_query_token=m.num_video_query_token,
+            num_audio_query_token=m.num_audio_query_token,
+            num_multi_query_token=m.num_multi_query_token,
+            **qformer,
+        )
 
 
 def build_model(cfg: Config, seed: int = SEED, with_encoders: bool = True) -> tuple[AffectGPT, Any]:
@@ -255,7 +299,9 @@ def build_skeleton(m: ModelConfig) -> Skeleton:
         hubert = HubertModel(configs["hubert"])
     llm = apply_lora(llm, m)
     with torch.device("meta"):
-        heads = build_heads(m, configs["clip"].projection_dim, configs["hubert"].hidden_size, configs["llm"].hidden_size)
+        heads = build_heads(
+            m, configs["clip"].projection_dim, configs["hubert"].hidden_size, configs["llm"].hidden_size
+        )
     clip.requires_grad_(False)
     hubert.requires_grad_(False)
     return Skeleton(llm, heads, clip, hubert, sources)

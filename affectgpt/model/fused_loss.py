@@ -47,7 +47,12 @@ def output_cross_entropy(hidden: torch.Tensor, head: nn.Module, targets: torch.T
 
 
 def _chunked_loss_and_grad(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk: int, need_grad: bool
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    chunk: int,
+    need_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One pass over the vocabulary: the mean loss and, if asked, dL/dhidden (fp32, [N, D])."""
     n = hidden.shape[0]

@@ -59,7 +59,9 @@ class QFormerPool(nn.Module):
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         t = seq.shape[1]
         if t > self.position_embedding.num_embeddings:
-            raise ValueError(f"Q-Former input has {t} steps, more than its {self.position_embedding.num_embeddings} positions")
+            raise ValueError(
+                f"Q-Former input has {t} steps, more than its {self.position_embedding.num_embeddings} positions"
+            )
         seq = seq + self.position_embedding(torch.arange(t, device=seq.device))
         queries = self.query_tokens.expand(seq.shape[0], -1, -1)
         return self.qformer(query_embeds=queries, encoder_hidden_states=seq).last_hidden_state
@@ -92,7 +94,11 @@ class ModalityHeads(nn.Module):
             if value not in options:
                 raise ValueError(f"{name}={value!r}: must be one of {options}")
         self.video_fusion, self.audio_fusion, self.multi_fusion = video_fusion, audio_fusion, multi_fusion
-        self.num_video, self.num_audio, self.num_multi = num_video_query_token, num_audio_query_token, num_multi_query_token
+        self.num_video, self.num_audio, self.num_multi = (
+            num_video_query_token,
+            num_audio_query_token,
+            num_multi_query_token,
+        )
         q = dict(hidden=qformer_hidden, heads=qformer_heads, layers=qformer_layers)
         max_h = max(audio_dim, visual_dim)
 
@@ -129,14 +135,22 @@ class ModalityHeads(nn.Module):
     def video_tokens(self, seq: torch.Tensor) -> torch.Tensor:
         """Faces or frames [B, T, visual_dim] -> [B, num_video_query_token, llm_dim]."""
         pooled = self._pool(
-            seq, self.video_fusion, self.num_video, getattr(self, "video_attention_mlp", None), getattr(self, "video_qformer", None)
+            seq,
+            self.video_fusion,
+            self.num_video,
+            getattr(self, "video_attention_mlp", None),
+            getattr(self, "video_qformer", None),
         )
         return self.affectgpt_proj(pooled)
 
     def audio_tokens(self, seq: torch.Tensor) -> torch.Tensor:
         """Audio clips [B, T, audio_dim] -> [B, num_audio_query_token, llm_dim]."""
         pooled = self._pool(
-            seq, self.audio_fusion, self.num_audio, getattr(self, "audio_attention_mlp", None), getattr(self, "audio_qformer", None)
+            seq,
+            self.audio_fusion,
+            self.num_audio,
+            getattr(self, "audio_attention_mlp", None),
+            getattr(self, "audio_qformer", None),
         )
         return self.audio_llama_proj(pooled)
 

@@ -32,9 +32,7 @@ BUILD_VERSION = 1
 OFFLINE_NAME = "qwen2.5-offline"
 
 # Qwen2's pre-tokenisation regex (single digits, contractions, letter runs, punctuation runs).
-QWEN2_PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""  # noqa: E501
 
 # Qwen2.5's added tokens, in id order from 151643; the two tool-call tags are not special.
 QWEN25_ADDED_TOKENS: list[tuple[str, bool]] = [

@@ -1,8 +1,9 @@
-"""The training loop: one code path for 1 process, CPU/GPU DDP and DeepSpeed ZeRO-2/3 (via accelerate).
+"""The SFT training loop: one code path for 1 process, CPU/GPU DDP and DeepSpeed ZeRO-2/3 (via accelerate).
 
 Per epoch: train (grad accumulation, clipping, LR schedule, logging every N steps) -> validate on
 held-out data with the EW metric -> save an atomic checkpoint (trainable weights + full state) ->
-rotate, update best/last. SIGTERM / Ctrl-C stops at the next step boundary with a resumable save.
+rotate, update best/last (train/run.py: shared with the RL stage). SIGTERM / Ctrl-C stops at the next step
+boundary with a resumable save.
 
 The loss of a step is the mean over every target token of the step (all micro-batches, all ranks),
 so the trajectory does not depend on how a global batch is split over processes.
@@ -10,51 +11,24 @@ so the trajectory does not depend on how a global batch is split over processes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import broadcast_object_list, set_seed
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from affectgpt.cache import ensure_cache
-from affectgpt.config import Config, format_config
+from affectgpt.config import Config
 from affectgpt.data.dataset import IGNORE_INDEX, AffectDataset, Collator
-from affectgpt.data.records import SkipLog
-from affectgpt.data.sources import training_records
-from affectgpt.data.synthetic import ensure_demo_dataset, is_demo_root
-from affectgpt.files import append_jsonl, fsync_path
-from affectgpt.metrics.wheel import resolve_wheel
+from affectgpt.files import append_jsonl
 from affectgpt.model.build import build_model
-from affectgpt.model.checkpoint import save_weights
-from affectgpt.signals import StopFlag
-from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
-from affectgpt.train.distributed import is_zero3, make_accelerator
 from affectgpt.train.optim import build_optimizer, build_scheduler
+from affectgpt.train.run import Run
 from affectgpt.train.stream import BatchStream, iterate_epoch
-from affectgpt.train.validate import PREDICTIONS_FILE, validate, write_predictions
 
 logger = logging.getLogger("affectgpt.train")
-SCORE_KEY = "val/avg-L1/f1"
-
-
-@dataclass
-class TrainerState:
-    """Everything besides accelerate's state that a resume needs (saved as trainer.json)."""
-
-    epoch: int = 0  # the epoch in progress (0-based); == epochs when the run is complete
-    micro: int = 0  # stream position: micro-batches consumed since the start of the run
-    global_step: int = 0  # optimizer steps done
-    loss_sum: float = 0.0  # this epoch so far, summed over ranks: sum of token losses
-    loss_tokens: float = 0.0  # ... and target tokens
-    skipped: int = 0  # this epoch so far, summed over ranks: samples the collator dropped (bad media / text)
-    best_score: float | None = None
-    best_checkpoint: str | None = None
-    completed: bool = False
 
 
 def _count_targets(batch: dict[str, Any]) -> int:
@@ -66,7 +40,7 @@ def _trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-class Trainer:
+class Trainer(Run):
     """Supervised fine-tuning of AffectGPT (LoRA + modality heads) on MER-Caption+, the official recipe by default.
 
     Run it (the header of configs/affectgpt_qwen2.5_7b.yaml has the full sequence):
@@ -98,57 +72,23 @@ class Trainer:
       wandb (offline by default) or tensorboard (train.report_to).
     """
 
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-        t = cfg.train
-        self.run_dir = Path(t.output_dir) / t.run_name
-        self.accelerator = make_accelerator(t, self.run_dir)
-        acc = self.accelerator
-        self.main = acc.is_main_process
-        logging.basicConfig(level=logging.INFO if self.main else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        self.stop = StopFlag("saving a resumable state at the next step boundary")
-        self.state = TrainerState()
-        self.read_skips = SkipLog()  # samples the readers dropped when listing the data
-        self.skips = SkipLog()  # samples the training dataset dropped (reasons: main process; counts: every rank)
-
     # --- setup -----------------------------------------------------------------------------------
-    def _prepare_run_dir(self) -> ckpt.Found | None:
-        acc, cfg = self.accelerator, self.cfg
-        found = None
-        if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            found = ckpt.resolve_resume(self.run_dir, cfg.train.resume)
-            if found is None and cfg.train.resume in ckpt.NEVER_RESUME and ckpt.checkpoint_dirs(self.run_dir):
-                logger.warning("train.resume=never: clearing the previous run in %s", self.run_dir)
-                ckpt.clear_run(self.run_dir)
-            elif found is None:  # fresh start (broken checkpoints, if any, are kept for inspection)
-                for name in (tracking.METRICS_FILE, tracking.TRAIN_LOG_FILE):
-                    (self.run_dir / name).unlink(missing_ok=True)
-            if is_demo_root(cfg.data.root):
-                ensure_demo_dataset(cfg.data.root)
-            cfg.save(self.run_dir / "config.yaml")
-            print(format_config(cfg), flush=True)
-        box = [found]
-        broadcast_object_list(box, from_process=0)
-        acc.wait_for_everyone()
-        return box[0]
-
     def setup(self) -> None:
         acc, cfg, t = self.accelerator, self.cfg, self.cfg.train
         found = self._prepare_run_dir()
-        self.wheel = resolve_wheel(cfg)
-        self.train_records, self.val_records = training_records(cfg.data, self.read_skips)
-        if self.main and self.read_skips.total:
-            print(f"data: {self.read_skips.summary()} (before training; see the warnings above)", flush=True)
-        self.feature_cache = self._feature_cache()
+        self.load_data()
         set_seed(t.seed)  # identical initial weights on every rank
         # With a feature cache the frozen encoders are never run again: leave them out of the model.
         model, self.tokenizer = build_model(cfg, with_encoders=self.feature_cache is None)
         self.stream = BatchStream(
-            n_samples=len(self.train_records), batch_size=int(t.batch_size), world_size=acc.num_processes,
-            rank=acc.process_index, seed=int(t.seed), grad_accum=max(1, int(t.grad_accum)),
+            n_samples=len(self.train_records),
+            batch_size=int(t.batch_size),
+            world_size=acc.num_processes,
+            rank=acc.process_index,
+            seed=int(t.seed),
+            grad_accum=max(1, int(t.grad_accum)),
             iters_per_epoch=int(t.iters_per_epoch),
-        )  # fmt: skip
+        )
         self.stream.check()
         self.total_steps = int(t.epochs) * self.stream.micro_per_epoch // self.stream.grad_accum
         optimizer = build_optimizer(model, t)
@@ -157,57 +97,37 @@ class Trainer:
         self.trainable = _trainable(self.model)  # listed once: clipping needs it every step
         self._register_state_hooks()
         if found is not None:
-            logger.info("resuming from %s", found.path)
-            acc.load_state(str(found.path / ckpt.STATE_DIR), **self._load_kwargs())
-            known = {k: v for k, v in found.state.items() if k in TrainerState.__dataclass_fields__}
-            self.state = TrainerState(**known)
-            if self.main:
-                tracking.truncate_jsonl(self.run_dir / tracking.METRICS_FILE, "epoch", self.state.epoch)
-                tracking.truncate_jsonl(self.run_dir / tracking.TRAIN_LOG_FILE, "step", self.state.global_step)
+            self.resume(found)
         else:
             set_seed(t.seed + acc.process_index)  # official: seed + rank (dropout, augmentation)
-        if acc.log_with:
-            kwargs = tracking.tracker_kwargs(cfg, self.run_dir)
-            acc.init_trackers("affectgpt", config=tracking.flat_config(cfg), init_kwargs=kwargs)
+        self.init_trackers()
         n_train = sum(p.numel() for p in self.trainable)
         n_all = sum(p.numel() for p in model.parameters())
         logger.info(
-            "%s | %d processes | train %d / val %d samples | %d steps/epoch x %d epochs | trainable %.2fM of %.1fM params",
-            acc.distributed_type, acc.num_processes, len(self.train_records), len(self.val_records),
-            self.stream.micro_per_epoch // self.stream.grad_accum, t.epochs, n_train / 1e6, n_all / 1e6,
-        )  # fmt: skip
-
-    def _feature_cache(self):
-        """data.feature_cache: encode train + val media once (ranks share the work), then read features."""
-        if not self.cfg.data.feature_cache:
-            return None
-        acc = self.accelerator
-        return ensure_cache(
-            self.cfg, self.train_records + self.val_records, rank=acc.process_index, world=acc.num_processes,
-            barrier=acc.wait_for_everyone, progress=self.main,
-        )  # fmt: skip
-
-    def _register_state_hooks(self) -> None:
-        """Full-state checkpoints hold the trainable weights only (never the frozen 7B LLM / encoders)."""
-        names = {n for n, p in self.model.named_parameters() if p.requires_grad}
-
-        def keep_trainable(models: list, weights: list, output_dir: str) -> None:
-            for i, state in enumerate(weights):
-                weights[i] = {k: v for k, v in state.items() if k in names}
-
-        self.accelerator.register_save_state_pre_hook(keep_trainable)
-
-    def _load_kwargs(self) -> dict[str, Any]:
-        if self.accelerator.state.deepspeed_plugin is not None:
-            return {"load_module_strict": False}
-        return {"strict": False}
+            "%s | %d processes | train %d / val %d samples | %d steps/epoch x %d epochs | "
+            "trainable %.2fM of %.1fM params",
+            acc.distributed_type,
+            acc.num_processes,
+            len(self.train_records),
+            len(self.val_records),
+            self.stream.micro_per_epoch // self.stream.grad_accum,
+            t.epochs,
+            n_train / 1e6,
+            n_all / 1e6,
+        )
 
     # --- training ------------------------------------------------------------------------------
     def _make_dataset(self, pass_index: int):
         dataset = AffectDataset(
-            self.train_records, self.cfg.data, self.cfg.model, self.tokenizer, split="train",
-            seed=int(self.cfg.train.seed), skips=self.skips, feature_cache=self.feature_cache,
-        )  # fmt: skip
+            self.train_records,
+            self.cfg.data,
+            self.cfg.model,
+            self.tokenizer,
+            split="train",
+            seed=int(self.cfg.train.seed),
+            skips=self.skips,
+            feature_cache=self.feature_cache,
+        )
         dataset.set_epoch(pass_index)
         return dataset
 
@@ -234,16 +154,22 @@ class Trainer:
         self._reasons_before = self.skips.counts.copy()
         acc, t, st = self.accelerator, self.cfg.train, self.state
         batches = iterate_epoch(
-            self.stream, epoch, st.micro, self._make_dataset,
-            self._collator(), int(self.cfg.data.num_workers),
-        )  # fmt: skip
+            self.stream,
+            epoch,
+            st.micro,
+            self._make_dataset,
+            self._collator(),
+            int(self.cfg.data.num_workers),
+        )
         self.model.train()
         log = torch.zeros(5, dtype=torch.float64)  # loss sum, target tokens, samples, input tokens, dropped samples
         throughput = tracking.Throughput()
         while True:
             window = self._window(batches)
             counts = [_count_targets(b) for b in window]
-            flags = torch.tensor([float(sum(counts)), float(self.stop.requested), float(len(window))], device=acc.device)
+            flags = torch.tensor(
+                [float(sum(counts)), float(self.stop.requested), float(len(window))], device=acc.device
+            )
             n_global, n_stop, n_micro = acc.reduce(flags, reduction="sum").tolist()  # one device sync per step
             if n_stop > 0 or not window:
                 self._fold(log)
@@ -261,7 +187,13 @@ class Trainer:
                         acc.clip_grad_norm_(self.trainable, t.max_grad_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
-                counts_now = [loss_sum, n_local, len(batch["names"]), float(batch["attention_mask"].sum()), batch["n_dropped"]]
+                counts_now = [
+                    loss_sum,
+                    n_local,
+                    len(batch["names"]),
+                    float(batch["attention_mask"].sum()),
+                    batch["n_dropped"],
+                ]
                 log += torch.tensor(counts_now, dtype=torch.float64)
                 st.micro += 1
             if not acc.optimizer_step_was_skipped:
@@ -301,127 +233,59 @@ class Trainer:
     def _collator(self):
         return Collator(self.tokenizer, prompt_style=self.cfg.data.prompt_style)
 
-    def _stop_agreed(self) -> bool:
-        flag = torch.tensor([float(self.stop.requested)], device=self.accelerator.device)
-        return bool(self.accelerator.reduce(flag, reduction="sum")[0] > 0)
-
     # --- validation and saving ---------------------------------------------------------------------
     def end_epoch(self, epoch: int) -> None:
-        acc, st = self.accelerator, self.state
-        scores, responses, parsed = validate(acc, acc.unwrap_model(self.model), self.val_records, self.cfg, self.tokenizer, self.wheel)
+        st = self.state
         reasons = self.skips.counts - self._reasons_before  # this epoch's, as this process saw them
-        record = {
-            "epoch": epoch + 1,
-            "step": st.global_step,
+        train_record = {
             "train/loss": st.loss_sum / max(st.loss_tokens, 1.0),
             "train/n_skipped": st.skipped,  # every rank, every DataLoader worker (the collator's count)
             "train/skipped_reasons": dict(reasons.most_common()),  # main process; per-worker copies log their own
             "data/n_skipped_reading": self.read_skips.total,
-            **{f"val/{k}": v for k, v in scores.items()},
         }
-        score = float(record[SCORE_KEY])
-        name = ckpt.epoch_name(epoch + 1)
-        if st.best_score is None or score > st.best_score:
-            st.best_score, st.best_checkpoint = score, name
-        st.epoch, st.loss_sum, st.loss_tokens, st.skipped = epoch + 1, 0.0, 0.0, 0
-        st.completed = st.epoch >= int(self.cfg.train.epochs)
-        if self.main:
-            append_jsonl(self.run_dir / tracking.METRICS_FILE, record)
-            print(tracking.epoch_summary(record), flush=True)
-        if acc.log_with:
-            acc.log({k: v for k, v in record.items() if isinstance(v, (int, float))}, step=st.global_step)
-        self.save(kind="epoch", predictions=(responses, parsed), record=record)
-
-    def _gathered(self):
-        """Under ZeRO-3 the trainable weights are sharded: gather them (on every rank) to save them."""
-        if not is_zero3(self.accelerator):
-            return contextlib.nullcontext()
-        import deepspeed
-
-        return deepspeed.zero.GatheredParameters(self.trainable, modifier_rank=None)
-
-    def save(self, kind: str, predictions: tuple | None = None, record: dict | None = None) -> Path:
-        """Atomic checkpoint: weights (infer.py format) + accelerate state + trainer.json, manifest last."""
-        acc, st = self.accelerator, self.state
-        name = ckpt.epoch_name(st.epoch) if kind == "epoch" else ckpt.interrupt_name(st.global_step)
-        tmp = ckpt.tmp_dir(self.run_dir, name)
-        if self.main:
-            ckpt.begin(self.run_dir, name)  # fresh: a save killed earlier left a stale one
-        acc.wait_for_everyone()
-        with self._gathered():
-            if self.main:
-                save_weights(acc.unwrap_model(self.model), self.cfg, tmp)
-        acc.wait_for_everyone()
-        kwargs = {"exclude_frozen_parameters": True} if acc.state.deepspeed_plugin is not None else {}
-        acc.save_state(str(tmp / ckpt.STATE_DIR), **kwargs)
-        acc.wait_for_everyone()
-        final = self.run_dir / name
-        if self.main:
-            fsync_path(self.run_dir / tracking.TRAIN_LOG_FILE)  # the per-step log is durable up to this checkpoint
-            if predictions is not None:
-                responses, parsed = predictions
-                write_predictions(tmp / PREDICTIONS_FILE, responses, parsed, [r.name for r in self.val_records])
-            final = ckpt.commit(tmp, {**asdict(st), "kind": kind, "metrics": record})
-            info = {"epoch": st.epoch, "step": st.global_step}
-            ckpt.point(self.run_dir, "last", final, info)
-            if st.best_checkpoint:
-                best = self.run_dir / st.best_checkpoint
-                ckpt.point(self.run_dir, "best", best, {SCORE_KEY: st.best_score, "epoch": int(st.best_checkpoint.split("_")[1])})
-            protect = {final.name, st.best_checkpoint or ""}
-            for path in ckpt.rotate(self.run_dir, int(self.cfg.train.keep_last), protect):
-                logger.info("removed old checkpoint %s", path.name)
-            logger.info("saved %s", final)
-        acc.wait_for_everyone()
-        return final
+        st.loss_sum, st.loss_tokens, st.skipped = 0.0, 0.0, 0
+        self.close_epoch(epoch, train_record)
 
     # --- driver --------------------------------------------------------------------------------
     def fit(self) -> Path | None:
         self.setup()
         t, st = self.cfg.train, self.state
         if st.epoch >= int(t.epochs):
-            logger.info("run already complete (%d epochs); use train.resume=never or another train.run_name to retrain", st.epoch)
+            logger.info(
+                "run already complete (%d epochs); use train.resume=never or another train.run_name to retrain",
+                st.epoch,
+            )
             return self.finish()
         self.stop.install()
-        bar = tqdm(total=self.total_steps, initial=st.global_step, disable=not self.main, desc="train", dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps, initial=st.global_step, disable=not self.main, desc="train", dynamic_ncols=True
+        )
         try:
             for epoch in range(st.epoch, int(t.epochs)):
                 bar.set_description(f"epoch {epoch + 1}/{t.epochs}")
                 if not self.train_epoch(epoch, bar):
                     bar.close()
                     if self.main:
-                        print(f"stopped at step {st.global_step}; resume with the same command (train.resume=auto)", flush=True)
+                        print(
+                            f"stopped at step {st.global_step}; resume with the same command (train.resume=auto)",
+                            flush=True,
+                        )
                     return None
                 assert st.micro == (epoch + 1) * self.stream.micro_per_epoch, "data position out of step"
                 self.end_epoch(epoch)
                 if self._stop_agreed() and epoch + 1 < int(t.epochs):
                     if self.main:
-                        print(f"stopped after epoch {epoch + 1}; resume with the same command (train.resume=auto)", flush=True)
+                        print(
+                            f"stopped after epoch {epoch + 1}; resume with the same command (train.resume=auto)",
+                            flush=True,
+                        )
                     return None
         finally:
             bar.close()
             self.stop.restore()
         return self.finish()
 
-    def finish(self) -> Path | None:
-        acc = self.accelerator
-        best = self.run_dir / self.state.best_checkpoint if self.state.best_checkpoint else None
-        if self.main:
-            tracking.plot_curves(self.run_dir)
-            if best is not None:
-                print(f"\nbest checkpoint: {best} ({SCORE_KEY} = {self.state.best_score:.4f})", flush=True)
-                print("next:", flush=True)
-                results = Path("results") / self.cfg.train.run_name / best.name
-                print(f"  python infer.py --ckpt {best} --split val          # validation answers -> {results}", flush=True)
-                print(f"  python evaluate.py run --results-dir {results}     # the same EW score as above", flush=True)
-                if self.cfg.data.unibench_roots:
-                    print(f"  python infer.py --ckpt {best} --split test         # the MER-UniBench test sets", flush=True)
-        if acc.log_with:
-            acc.end_training()
-        return best
-
 
 def train(cfg: Config) -> Path | None:
     """Run (or resume) training per `cfg`; returns the best checkpoint directory (None if stopped early)."""
     return Trainer(cfg).fit()
-
-

@@ -10,13 +10,12 @@ official fixed number of iterations crossing pass boundaries. The data position 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-
 
 logger = logging.getLogger(__name__)
 

@@ -78,7 +78,9 @@ def plot_curves(run_dir: Path) -> Path | None:
         return None
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     if steps:
-        ax_loss.plot([r["epoch_float"] for r in steps], [r["train/loss"] for r in steps], alpha=0.4, label="logged steps")
+        ax_loss.plot(
+            [r["epoch_float"] for r in steps], [r["train/loss"] for r in steps], alpha=0.4, label="logged steps"
+        )
     if epochs:
         ax_loss.plot([r["epoch"] for r in epochs], [r["train/loss"] for r in epochs], "o-", label="epoch mean")
         for key in PLOT_SCORES:
