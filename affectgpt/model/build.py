@@ -42,6 +42,7 @@ from transformers import (
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from affectgpt.config import Config, ModelConfig
+from affectgpt.data.modes import PLACEHOLDERS
 from affectgpt.model.affectgpt import AffectGPT
 from affectgpt.model.backbones import SOURCES, published_encoder, published_llm, tiny_encoder
 from affectgpt.model.encoders import AudioEncoder, VisualEncoder
@@ -177,8 +178,22 @@ def build_llm(m: ModelConfig, seed: int = SEED) -> nn.Module:
     return llm
 
 
+def check_lora_targets(llm: nn.Module, targets: list[str]) -> None:
+    """Every model.lora_targets name must be a Linear of this architecture (peft would skip a typo silently
+    for some names and fail cryptically for others)."""
+    linear = {name.rsplit(".", 1)[-1] for name, mod in llm.named_modules() if isinstance(mod, nn.Linear)}
+    missing = [t for t in targets if t not in linear]
+    if missing:
+        arch = type(llm).__name__
+        raise ValueError(
+            f"model.lora_targets: {missing} not in {arch}; its linear layers are {sorted(linear)} "
+            f"(LLaMA-3 / Mistral / Qwen2-3 all name them q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)"
+        )
+
+
 def apply_lora(llm: nn.Module, m: ModelConfig) -> PeftModel:
     """Freeze the base LLM and add LoRA (official: r 16, alpha 32, dropout 0.05, q/k/v/o/gate/up/down)."""
+    check_lora_targets(llm, m.lora_targets)
     llm.requires_grad_(False)
     if m.gradient_checkpointing:
         llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -276,12 +291,25 @@ def build_heads(m: ModelConfig, visual_dim: int, audio_dim: int, llm_dim: int, s
         )
 
 
+def check_vocabulary(tokenizer: Any, llm: nn.Module, m: ModelConfig) -> None:
+    """The tokenizer's own ids must index the LLM's embedding (placeholders are spliced, never embedded)."""
+    base = len(tokenizer) - len(PLACEHOLDERS)
+    rows = llm.get_input_embeddings().weight.shape[0]
+    if base > rows:
+        raise ValueError(
+            f"model.tokenizer={m.tokenizer!r} has {base} tokens but model.llm={m.llm!r} embeds only {rows}: "
+            f"they are not the same model family; set model.tokenizer='' to use the LLM folder's tokenizer"
+        )
+
+
 def build_model(cfg: Config, seed: int = SEED, with_encoders: bool = True) -> tuple[AffectGPT, Any]:
     """Model (frozen encoders + heads + LoRA LLM) and tokenizer. `with_encoders=False` skips
     CLIP/HuBERT for runs that feed precomputed features (feature cache)."""
     m = cfg.model
     tokenizer = load_tokenizer(m)
-    llm = apply_lora(build_llm(m, seed), m)
+    llm = build_llm(m, seed)
+    check_vocabulary(tokenizer, llm, m)
+    llm = apply_lora(llm, m)
     visual = build_visual_encoder(m, seed) if with_encoders else None
     audio = build_audio_encoder(m, seed) if with_encoders else None
     visual_dim = visual.dim if visual else encoder_dim(resolve_config(m, "clip"), m.visual_encoder)
@@ -303,6 +331,7 @@ class Skeleton:
     clip: nn.Module
     hubert: nn.Module
     sources: dict[str, str]  # role -> "tiny" | "config.json" | "published"
+    heads_in: tuple[int, int] = (0, 0)  # (visual, audio) vector widths fed to the heads
 
 
 def build_skeleton(m: ModelConfig) -> Skeleton:
@@ -329,4 +358,4 @@ def build_skeleton(m: ModelConfig) -> Skeleton:
         heads = build_heads(m, visual_dim, audio_dim, configs["llm"].hidden_size)
     clip.requires_grad_(False)
     hubert.requires_grad_(False)
-    return Skeleton(llm, heads, clip, hubert, sources)
+    return Skeleton(llm, heads, clip, hubert, sources, (visual_dim, audio_dim))
