@@ -212,3 +212,25 @@ def test_describe_covers_every_choice():
         sk = build_skeleton(load_config(None, [f"model.{field}={kind}", f"model.{role}=models/absent"]).model)
         assert sk.heads_in[0 if role == "clip" else 1] == widths[kind], kind
         assert sk.heads.state_dict()  # the heads are built for those widths
+
+
+def test_official_import_refuses_heads_of_other_backbones(tmp_path, capsys):
+    """A checkpoint with CLIP-width heads (tiny: 32-d) cannot serve SigLIP (tiny: 48-d): refused with the reason."""
+    from test_import_official import official_state
+
+    from affectgpt.import_official import main
+
+    cfg = Config()
+    reference, _ = build_model(cfg, with_encoders=False)
+    path = tmp_path / "official.pth"
+    torch.save({"model": official_state(reference, cfg.model.tiny_llm_layers)}, path)
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg.save(cfg_path)
+    assert main([str(path), str(tmp_path / "ok"), "--config", str(cfg_path)]) == 0  # official backbones: exact
+    capsys.readouterr()
+    out = tmp_path / "siglip"
+    assert main(["--config", str(cfg_path), str(path), str(out), "model.visual_encoder=siglip"]) == 1
+    err = capsys.readouterr().err
+    assert "video_attention_mlp.weight (file (1, 32), model (1, 48))" in err
+    assert "model.visual_encoder='siglip' feed the heads 48-d visual / 48-d audio vectors" in err
+    assert not out.exists()
