@@ -1,13 +1,14 @@
 """Build the AffectGPT model from a Config: tiny random models (demo/tests) or local HF folders (7B).
 
 `model.llm/clip/hubert == "tiny"` builds random-initialised models of the real classes
-(Qwen2ForCausalLM, CLIPVisionModelWithProjection, HubertModel) from the ModelConfig tiny_* sizes,
-with a fixed seed, so every build is identical. Any other value is a local folder loaded with
-`from_pretrained(..., local_files_only=True)`; nothing is ever downloaded.
+(Qwen2ForCausalLM; the class of model.visual_encoder / model.audio_encoder, see VISUAL_CLASSES and
+AUDIO_CLASSES) from the ModelConfig tiny_* sizes, with a fixed seed, so every build is identical.
+Any other value is a local folder loaded with `from_pretrained(..., local_files_only=True)`;
+nothing is ever downloaded.
 
 `build_skeleton` builds the same modules on the meta device (no memory, no weights) for
 `python -m affectgpt.describe` and the official-checkpoint importer: real folders contribute their
-config.json, missing folders fall back to the published architecture configs below.
+config.json, missing folders fall back to the published configs of affectgpt.model.backbones.
 """
 
 from __future__ import annotations
