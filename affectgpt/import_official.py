@@ -26,6 +26,7 @@ import torch
 from peft import get_peft_model_state_dict
 
 from affectgpt.config import Config, load_config
+from affectgpt.model.backbones import OFFICIAL
 from affectgpt.model.build import build_skeleton
 from affectgpt.model.checkpoint import CheckpointError, compare_state, write_checkpoint
 
@@ -84,11 +85,29 @@ def import_official(path: str | Path, out_dir: str | Path, cfg: Config) -> dict[
     # Report under the official names, so a user can find the key in the released file.
     official_lora = {LLM_PREFIX + _lora_official(k): v for k, v in lora.items()}
     official_expected = {LLM_PREFIX + _lora_official(k): v for k, v in expected_lora.items()}
-    compare_state({**official_lora, **projectors}, {**official_expected, **expected_projectors}, f"{path}")
+    try:
+        compare_state({**official_lora, **projectors}, {**official_expected, **expected_projectors}, f"{path}")
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}{_backbone_reason(cfg, skeleton)}") from err
     peft_config = skeleton.llm.peft_config["default"]
     peft_config.base_model_name_or_path = cfg.model.llm
     write_checkpoint(out_dir, lora, peft_config, projectors, cfg)
     return {"lora_tensors": len(lora), "projector_tensors": len(projectors), "missing": 0, "unexpected": 0}
+
+
+def _backbone_reason(cfg: Config, skeleton) -> str:
+    """Why shapes differ when the config swaps a backbone: the released heads are sized for CLIP/HuBERT/Qwen2.5."""
+    m = cfg.model
+    chosen = {"visual_encoder": m.visual_encoder, "audio_encoder": m.audio_encoder}
+    swapped = [f"model.{k}={v!r}" for k, v in chosen.items() if v != OFFICIAL[k]]
+    if not swapped:
+        return ""
+    visual, audio = skeleton.heads_in
+    return (
+        f". Reason: the released checkpoint was trained on CLIP ViT-L/14 (768-d) and chinese-hubert-large (1024-d) "
+        f"features; {', '.join(swapped)} feed the heads {visual}-d visual / {audio}-d audio vectors, so its heads "
+        f"cannot be used: import it with the official backbones (model.visual_encoder=clip model.audio_encoder=hubert)"
+    )
 
 
 def _lora_official(key: str) -> str:

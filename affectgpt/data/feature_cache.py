@@ -56,9 +56,15 @@ class CacheMismatchError(ValueError):
 # --- fingerprint ---------------------------------------------------------------------------------
 def _encoder_spec(model_cfg: Any, role: str) -> dict[str, Any]:
     value = getattr(model_cfg, role)
+    # The class choice (model.visual_encoder / model.audio_encoder) and, for audio, the layers averaged.
+    choice = (
+        {"encoder": model_cfg.visual_encoder}
+        if role == "clip"
+        else {"encoder": model_cfg.audio_encoder, "layers": model_cfg.audio_layers}
+    )
     if value == TINY:
         sizes = ("tiny_encoder_hidden", "tiny_encoder_layers") + (("tiny_clip_projection",) if role == "clip" else ())
-        return {"kind": TINY, "seed": TINY_SEED, **{k: getattr(model_cfg, k) for k in sizes}}
+        return {"kind": TINY, "seed": TINY_SEED, **choice, **{k: getattr(model_cfg, k) for k in sizes}}
     folder = Path(value).expanduser().resolve()
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"model.{role}={value!r}: no config.json in {folder}; cannot fingerprint the encoder")
@@ -66,7 +72,7 @@ def _encoder_spec(model_cfg: Any, role: str) -> dict[str, Any]:
     for name in ("config.json", "preprocessor_config.json"):
         if (folder / name).is_file():
             files[name] = json.loads((folder / name).read_text(encoding="utf-8"))
-    return {"kind": "folder", "path": str(folder), "files": files}
+    return {"kind": "folder", **choice, "path": str(folder), "files": files}
 
 
 def cache_spec(model_cfg: Any, data_cfg: Any) -> dict[str, Any]:

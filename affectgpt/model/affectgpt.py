@@ -36,8 +36,9 @@ from affectgpt.model.tokenizer import placeholder_ids
 STOP_STRING = "###"  # official answers end with "###" (target text = answer + '###')
 ANSWER_MARK = "Assistant:"  # official decoding keeps the text after the last one (if the model wrote any)
 # Qwen2.5-7B-Instruct's generation_config.json stops on [<|im_end|>, <|endoftext|>] (151645, 151643), and the
-# official generate inherits that list; taken from the tokenizer by token string.
-EOS_TOKENS = ("<|im_end|>", "<|endoftext|>")
+# official generate inherits that list; taken from the tokenizer by token string. Other families: LLaMA-3's
+# turn / text ends (its Instruct generation_config stops on both); Mistral's eos is the tokenizer's own </s>.
+EOS_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>")
 # The official call passes no top_k, so transformers 4.49 keeps the LLM folder's (Qwen2.5-7B-Instruct: 20):
 # its generate() starts from model.generation_config and overrides only the passed keys. Sampling only.
 OFFICIAL_TOP_K = 20

@@ -14,6 +14,8 @@ from affectgpt.config import ModelConfig
 from affectgpt.data.modes import PLACEHOLDERS
 from affectgpt.resources.qwen_tokenizer import OFFLINE_NAME, ensure_qwen25_tokenizer
 
+QWEN_BOS = "<|im_start|>"
+
 
 def _tokenizer_folder(model_cfg: ModelConfig) -> Path:
     if model_cfg.tokenizer == OFFLINE_NAME:
@@ -36,10 +38,15 @@ def load_tokenizer(model_cfg: ModelConfig) -> PreTrainedTokenizerBase:
     bos = <|im_start|> (prepended by the collator in training), pad = eos = <|im_end|>, and the five
     placeholders as extra special tokens (ids right after the base vocabulary; the model replaces
     their embeddings, so the embedding matrix does not need resizing).
+    Other LLM families (LLaMA-3, Mistral: no <|im_start|>) keep their tokenizer's own bos and eos
+    (e.g. <|begin_of_text|> / <|eot_id|>); pad = eos as for Qwen.
     """
     folder = _tokenizer_folder(model_cfg)
     tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    tok.bos_token = "<|im_start|>"
+    if QWEN_BOS in tok.get_vocab():
+        tok.bos_token = QWEN_BOS
+    elif tok.bos_token is None:
+        raise ValueError(f"tokenizer at {folder} has no bos_token; the official training layout starts with it")
     if tok.eos_token is None:
         raise ValueError(f"tokenizer at {folder} has no eos_token; AffectGPT pads and ends targets with it")
     tok.pad_token = tok.eos_token
