@@ -259,8 +259,16 @@ def test_logprobs_of_equals_a_direct_forward_and_the_plain_head_path(demo):
     (fused, fused_grads), (plain, plain_grads) = results
     torch.testing.assert_close(fused, plain, rtol=0, atol=LOGP_ATOL)
     assert fused_grads.keys() == plain_grads.keys()
-    for name, grad in fused_grads.items():  # fp32 summation order differs: compare norms
-        assert (grad - plain_grads[name]).norm() <= 1e-4 * plain_grads[name].norm() + 1e-9, name
+    # Both paths accumulate in fp32 in different orders (online softmax over 2048-row blocks vs one log-softmax):
+    # measured ~1e-5 relative on the LoRA and projection gradients, independent of the thread count. The
+    # attention-pooling scorers' gradients are differences of near-equal terms (softmax weights times deviations
+    # from the weighted mean), which amplify that ~10x (measured 1.1e-4 on video_attention_mlp). Hence 1e-4 on the
+    # whole gradient vector and 1e-3 per tensor; a real difference between the paths gives O(1) errors.
+    diff = torch.cat([(g - plain_grads[n]).flatten() for n, g in fused_grads.items()])
+    whole = torch.cat([g.flatten() for g in plain_grads.values()])
+    assert diff.norm() <= 1e-4 * whole.norm()
+    for name, grad in fused_grads.items():
+        assert (grad - plain_grads[name]).norm() <= 1e-3 * plain_grads[name].norm() + 1e-9, name
 
 
 def test_sample_top_p_hand_cases():
