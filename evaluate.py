@@ -4,6 +4,7 @@
   python evaluate.py unibench --dataset NAME --data-root DIR --pred PRED [--sentiment SENT] [--out OUT.json]
   python evaluate.py unibench --all --data-roots-from CONFIG --results-dir DIR [--out OUT.json]
   python evaluate.py run --results-dir DIR [--extractor parser|lexicon|llm] [--llm PATH]   # infer.py outputs -> table
+  python evaluate.py submission --labels X-openset.csv --candidates track_all_candidates.csv --out Y-openset.npz
 
 Label files: CSV `name,openset` (openset like `[happy, sad]`) or official `-openset.npz`
 (filenames, fileitems). Sentiment files: CSV `name,sentiment` or an npz of the same form.
@@ -218,6 +219,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submission(args: argparse.Namespace) -> int:
+    from affectgpt.labels.submission import write_submission
+
+    labels = load_name_values(args.labels)
+    out = write_submission(args.out, labels, args.candidates)
+    print(f"wrote {out}: {len(labels)} names, validated against {args.candidates}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -285,6 +295,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--partial", action="store_true", help="score what can be scored, list the rest")
     wheel_options(run)
     run.set_defaults(func=cmd_run)
+
+    sub = commands.add_parser(
+        "submission",
+        help="MER2025 OV-track submission: labels -> official -openset.npz, checked against the candidate list",
+    )
+    sub.add_argument("--labels", required=True, help="name,openset CSV (e.g. evaluate.py run's MER2025OV-openset.csv)")
+    sub.add_argument("--candidates", required=True, help="track_all_candidates.csv (column name)")
+    sub.add_argument("--out", required=True, help="the submission file, <anything>-openset.npz")
+    sub.set_defaults(func=cmd_submission)
     return parser
 
 
