@@ -61,7 +61,49 @@ def cmd_ew(args: argparse.Namespace) -> int:
     return 0
 
 
+def _val_scores(path: str | None) -> dict[int, float] | None:
+    """--val-scores JSON: {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or None."""
+    if not path:
+        return None
+    import json
+
+    try:
+        return {int(k): float(v) for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, AttributeError) as err:
+        raise ValueError(f"{path}: expected a JSON object epoch -> validation score ({err})") from err
+
+
+def _unibench_paper(args: argparse.Namespace) -> int:
+    from affectgpt.metrics.protocol import parse_epochs
+    from affectgpt.protocols import paper_markdown, paper_report
+
+    if not (args.data_roots_from and args.results_dir and args.epochs):
+        raise ValueError("--protocol paper needs --results-dir DIR --data-roots-from CONFIG --epochs 30-60:5")
+    cfg = load_config(args.data_roots_from)
+    wheel = load_wheel(args.wheel_dir or cfg.eval.wheel_dir or None, allow_demo=args.demo_wheel)
+    report = paper_report(
+        args.results_dir,
+        cfg.data.unibench_roots,
+        wheel,
+        parse_epochs(args.epochs),
+        _val_scores(args.val_scores),
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        allow_missing=args.allow_missing,
+        partial=args.partial,
+    )
+    markdown = paper_markdown(report)
+    print(markdown)
+    if wheel.is_demo:
+        print("wheel: demo (not comparable with published scores)")
+    out = Path(args.out) if args.out else Path(args.results_dir) / "unibench-paper.json"
+    _write_table(out, {**report.to_dict(), "wheel": wheel.name}, markdown)
+    return 0
+
+
 def cmd_unibench(args: argparse.Namespace) -> int:
+    if args.protocol == "paper":
+        return _unibench_paper(args)
     if args.all:
         return _unibench_all(args)
     if not (args.dataset and args.data_root):
@@ -263,6 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     uni.add_argument("--data-roots-from", help="YAML config whose data.unibench_roots maps dataset -> folder")
     uni.add_argument("--results-dir", help="folder of <Dataset>-openset / <Dataset>-sentiment files")
     uni.add_argument("--partial", action="store_true", help="with --all: table of the datasets that can be scored")
+    uni.add_argument(
+        "--protocol",
+        choices=["selected", "paper"],
+        default="selected",
+        help="selected: one checkpoint's files (default); paper: per dataset the best of --epochs (official "
+        "evaluation.py, test-set selection) beside one common epoch",
+    )
+    uni.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
+    uni.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (picks the common epoch)")
+    uni.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    uni.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     wheel_options(uni)
     uni.set_defaults(func=cmd_unibench)
 
