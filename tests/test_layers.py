@@ -31,6 +31,7 @@ STAGE_RANK = {
 ORCHESTRATORS = {
     "affectgpt.train",
     "affectgpt.results",
+    "affectgpt.protocols",
     "affectgpt.cache",
     "affectgpt.describe",
     "affectgpt.import_official",
