@@ -148,6 +148,13 @@ def _unibench_all(args: argparse.Namespace) -> int:
     table["problems"] = problems
     table["wheel"] = wheel.name
     markdown = table_markdown(table)
+    if args.n_resamples > 0:
+        from affectgpt.compare import interval_markdown, selected_intervals
+
+        intervals = selected_intervals(args.results_dir, roots, wheel, args.n_resamples, args.seed, args.allow_missing)
+        table["intervals"] = {d: iv.to_dict() for d, iv in intervals.per_dataset.items()}
+        table["intervals"]["mean"] = intervals.mean.to_dict()
+        markdown += "\n\n" + interval_markdown(intervals, args.n_resamples)
     print(markdown)
     if wheel.is_demo:
         print("wheel: demo (not comparable with published scores)")
@@ -261,6 +268,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from affectgpt.compare import compare_markdown, compare_runs
+
+    cfg = load_config(args.data_roots_from)
+    wheel = load_wheel(args.wheel_dir or cfg.eval.wheel_dir or None, allow_demo=args.demo_wheel)
+    result, notes = compare_runs(
+        args.a, args.b, cfg.data.unibench_roots, wheel, args.n_resamples, args.seed, args.allow_missing
+    )
+    markdown = compare_markdown(result, notes, args.n_resamples)
+    print(f"A = {args.a}\nB = {args.b}\n{markdown}")
+    if args.out:
+        data = {d: diff.to_dict() for d, diff in result.per_dataset.items()}
+        print(f"wrote {write_json(args.out, {**data, 'mean': result.mean.to_dict(), 'notes': notes})}")
+    return 0
+
+
 def cmd_submission(args: argparse.Namespace) -> int:
     from affectgpt.labels.submission import write_submission
 
@@ -314,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     uni.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
     uni.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (picks the common epoch)")
-    uni.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples for the intervals")
+    uni.add_argument(
+        "--n-resamples", type=int, default=1000, help="bootstrap resamples for the intervals (--all: 0 = none)"
+    )
     uni.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     wheel_options(uni)
     uni.set_defaults(func=cmd_unibench)
@@ -348,6 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--partial", action="store_true", help="score what can be scored, list the rest")
     wheel_options(run)
     run.set_defaults(func=cmd_run)
+
+    cmp = commands.add_parser("compare", help="paired bootstrap: does run B beat run A, per set and on the mean?")
+    cmp.add_argument("a", help="results folder of run A (the `unibench --all` layout, e.g. <run>/eval-parser)")
+    cmp.add_argument("b", help="results folder of run B")
+    cmp.add_argument("--data-roots-from", required=True, help="YAML config with data.unibench_roots")
+    cmp.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
+    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    wheel_options(cmp)
+    cmp.set_defaults(func=cmd_compare)
 
     sub = commands.add_parser(
         "submission",

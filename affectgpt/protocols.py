@@ -110,23 +110,40 @@ def _interval(point: float, samples: np.ndarray, alpha: float) -> Interval:
     return Interval(point, float(low), float(high), samples, alpha)
 
 
+def set_samples(
+    dataset: str,
+    gt: dict,
+    openset: Path | None,
+    sentiment: Path | None,
+    wheel: EmotionWheel | None,
+    allow_missing: bool,
+):
+    """Per-sample arrays (metrics/bootstrap.py) of one set's label file against its GT."""
+    spec = get_spec(dataset)
+    path = sentiment if spec.task == "dimension" else openset
+    if path is None:
+        raise ValueError(f"{spec.name}: no {'sentiment' if spec.task == 'dimension' else 'openset'} file")
+    values = load_name_values(path, column="sentiment" if spec.task == "dimension" else "openset")
+    aligned = align(gt, values, allow_missing, fill="" if spec.task == "dimension" else "[]", source=str(path))
+    return per_sample(spec.task, gt, aligned.values, wheel, spec.name)
+
+
+def set_ground_truth(dataset: str, root: str) -> dict:
+    spec = get_spec(dataset)
+    return ground_truth(read_unibench(spec.name, root, on_error="raise", check_media=False), spec.task)
+
+
 def _score_epochs(
     dataset: str, root: str, files: EpochFiles, epochs: list[int], wheel: EmotionWheel | None, opts: dict
 ) -> dict[int, Interval]:
-    spec = get_spec(dataset)
-    gt = ground_truth(read_unibench(spec.name, root, on_error="raise", check_media=False), spec.task)
+    gt = set_ground_truth(dataset, root)
     out: dict[int, Interval] = {}
     for epoch in epochs:
-        openset, sentiment = files[epoch]
-        path = sentiment if spec.task == "dimension" else openset
-        if path is None:
-            kind = "sentiment" if spec.task == "dimension" else "openset"
-            raise ValueError(f"{spec.name} epoch {epoch}: no {kind} file")
-        values = load_name_values(path, column="sentiment" if spec.task == "dimension" else "openset")
-        fill = "" if spec.task == "dimension" else "[]"
-        aligned = align(gt, values, opts["allow_missing"], fill=fill, source=str(path))
-        ps = per_sample(spec.task, gt, aligned.values, wheel, spec.name)
-        out[epoch] = bootstrap(ps, opts["n_resamples"], opts["seed"], opts["alpha"], key=spec.name)
+        try:
+            ps = set_samples(dataset, gt, *files[epoch], wheel, opts["allow_missing"])
+        except ValueError as err:
+            raise ValueError(f"epoch {epoch}: {err}") from err
+        out[epoch] = bootstrap(ps, opts["n_resamples"], opts["seed"], opts["alpha"], key=get_spec(dataset).name)
     return out
 
 

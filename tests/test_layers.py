@@ -32,6 +32,7 @@ ORCHESTRATORS = {
     "affectgpt.train",
     "affectgpt.results",
     "affectgpt.protocols",
+    "affectgpt.compare",
     "affectgpt.cache",
     "affectgpt.describe",
     "affectgpt.import_official",
