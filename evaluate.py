@@ -61,21 +61,9 @@ def cmd_ew(args: argparse.Namespace) -> int:
     return 0
 
 
-def _val_scores(path: str | None) -> dict[int, float] | None:
-    """--val-scores JSON: {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or None."""
-    if not path:
-        return None
-    import json
-
-    try:
-        return {int(k): float(v) for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items()}
-    except (OSError, ValueError, AttributeError) as err:
-        raise ValueError(f"{path}: expected a JSON object epoch -> validation score ({err})") from err
-
-
 def _unibench_paper(args: argparse.Namespace) -> int:
     from affectgpt.metrics.protocol import parse_epochs
-    from affectgpt.protocols import paper_markdown, paper_report
+    from affectgpt.protocols import paper_markdown, paper_report, read_val_scores
 
     if not (args.data_roots_from and args.results_dir and args.epochs):
         raise ValueError("--protocol paper needs --results-dir DIR --data-roots-from CONFIG --epochs 30-60:5")
@@ -86,7 +74,7 @@ def _unibench_paper(args: argparse.Namespace) -> int:
         cfg.data.unibench_roots,
         wheel,
         parse_epochs(args.epochs),
-        _val_scores(args.val_scores),
+        read_val_scores(args.val_scores),
         n_resamples=args.n_resamples,
         seed=args.seed,
         allow_missing=args.allow_missing,

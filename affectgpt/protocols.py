@@ -15,6 +15,7 @@ epochs' scores, not the selection itself (which only adds to the optimism).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,16 @@ def epoch_files(results_dir: str | Path, dataset: str) -> EpochFiles:
     if not directory.is_dir():
         raise ValueError(f"{directory}: results directory not found")
     return _official_files(directory, dataset) or _our_files(directory, dataset)
+
+
+def read_val_scores(path: str | Path | None) -> dict[int, float] | None:
+    """--val-scores JSON: {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or None."""
+    if not path:
+        return None
+    try:
+        return {int(k): float(v) for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, AttributeError) as err:
+        raise ValueError(f"{path}: expected a JSON object epoch -> validation score ({err})") from err
 
 
 @dataclass
