@@ -200,8 +200,9 @@ def _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenize
         "batch_size": settings.batch_size,
         "n_records": len(rs.records),
         "config": absolute_config(cfg),
-        "ablation": args.ablation.to_dict(),
     }
+    if args.ablation.active:  # absent for the full model: files written before ablations existed still resume
+        meta["ablation"] = args.ablation.to_dict()
     writer = ResultWriter(path, meta)
     print(f"{rs.label}: {len(rs.records)} samples -> {path}", flush=True)
     try:
