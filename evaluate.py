@@ -21,6 +21,7 @@ from pathlib import Path
 from affectgpt.config import ConfigError, load_config
 from affectgpt.data.records import DataError
 from affectgpt.data.unibench import UNIBENCH_ORDER, get_spec
+from affectgpt.eval_cli import add_study_commands
 from affectgpt.labels.io import find_result_files, load_name_values
 from affectgpt.metrics.ew import ew_scores
 from affectgpt.metrics.io import align, write_json
@@ -256,31 +257,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from affectgpt.compare import compare_markdown, compare_runs
-
-    cfg = load_config(args.data_roots_from)
-    wheel = load_wheel(args.wheel_dir or cfg.eval.wheel_dir or None, allow_demo=args.demo_wheel)
-    result, notes = compare_runs(
-        args.a, args.b, cfg.data.unibench_roots, wheel, args.n_resamples, args.seed, args.allow_missing
-    )
-    markdown = compare_markdown(result, notes, args.n_resamples)
-    print(f"A = {args.a}\nB = {args.b}\n{markdown}")
-    if args.out:
-        data = {d: diff.to_dict() for d, diff in result.per_dataset.items()}
-        print(f"wrote {write_json(args.out, {**data, 'mean': result.mean.to_dict(), 'notes': notes})}")
-    return 0
-
-
-def cmd_submission(args: argparse.Namespace) -> int:
-    from affectgpt.labels.submission import write_submission
-
-    labels = load_name_values(args.labels)
-    out = write_submission(args.out, labels, args.candidates)
-    print(f"wrote {out}: {len(labels)} names, validated against {args.candidates}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -362,23 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     wheel_options(run)
     run.set_defaults(func=cmd_run)
 
-    cmp = commands.add_parser("compare", help="paired bootstrap: does run B beat run A, per set and on the mean?")
-    cmp.add_argument("a", help="results folder of run A (the `unibench --all` layout, e.g. <run>/eval-parser)")
-    cmp.add_argument("b", help="results folder of run B")
-    cmp.add_argument("--data-roots-from", required=True, help="YAML config with data.unibench_roots")
-    cmp.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
-    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    wheel_options(cmp)
-    cmp.set_defaults(func=cmd_compare)
-
-    sub = commands.add_parser(
-        "submission",
-        help="MER2025 OV-track submission: labels -> official -openset.npz, checked against the candidate list",
-    )
-    sub.add_argument("--labels", required=True, help="name,openset CSV (e.g. evaluate.py run's MER2025OV-openset.csv)")
-    sub.add_argument("--candidates", required=True, help="track_all_candidates.csv (column name)")
-    sub.add_argument("--out", required=True, help="the submission file, <anything>-openset.npz")
-    sub.set_defaults(func=cmd_submission)
+    add_study_commands(commands, wheel_options)  # compare, ablation, submission
     return parser
 
 

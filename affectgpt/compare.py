@@ -112,3 +112,48 @@ def compare_markdown(result: SetIntervals, notes: list[str], n_resamples: int) -
         lines.append(f"| {name} | {format_interval(diff, signed=True)} | {diff.p_b_le_a:.3f} | {verdict(diff)} |")
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
+
+
+# Which inputs each infer.py variant leaves the model (folder suffix -> modalities, the paper's Table 6 rows).
+_KEEPS = {
+    "": "A,V,T",
+    "drop-audio": "V,T",
+    "drop-face+frame": "A,T",
+    "drop-face": "A,T (frames)",
+    "drop-frame": "A,T (faces)",
+}
+_KEEPS |= {
+    "drop-text": "A,V",
+    "drop-audio+text": "V",
+    "drop-face+frame+text": "A",
+    "shuffle-media": "mismatched A,V + T",
+}
+
+
+def ablation_rows(results_dir: str | Path, extractor: str = "parser") -> list[tuple[str, str, dict]]:
+    """(variant, modalities, unibench.json table) of every `<checkpoint>[-<variant>]/eval-<extractor>/unibench.json`
+    under `results_dir` (the folders infer.py --drop / --shuffle-media and `evaluate.py run` write)."""
+    import json
+
+    tables = sorted(Path(results_dir).glob(f"*/eval-{extractor}/unibench.json"))
+    if not tables:
+        raise ValueError(f"{results_dir}: no */eval-{extractor}/unibench.json (run evaluate.py run on each variant)")
+    names = [t.parent.parent.name for t in tables]
+    base = min(names, key=len)  # the full model's folder is the prefix of every variant's
+    rows = []
+    for path, name in zip(tables, names):
+        variant = name[len(base) + 1 :] if name != base else ""
+        rows.append((variant or "full", _KEEPS.get(variant, variant), json.loads(path.read_text(encoding="utf-8"))))
+    return rows
+
+
+def ablation_markdown(rows: list[tuple[str, str, dict]]) -> str:
+    """Variant x dataset table (x100) with each variant's mean and its change from the full model."""
+    datasets = [d for d in UNIBENCH_ORDER if any(d in t["scores_x100"] for _, _, t in rows)]
+    full = next((t["mean_x100"] for v, _, t in rows if v == "full"), None)
+    lines = ["| variant | inputs | " + " | ".join(datasets) + " | Mean | vs full |", "|" + "---|" * (len(datasets) + 4)]
+    for variant, keeps, table in rows:
+        cells = [f"{table['scores_x100'][d]:.2f}" if d in table["scores_x100"] else "-" for d in datasets]
+        delta = f"{table['mean_x100'] - full:+.2f}" if full is not None else "-"
+        lines.append(f"| {variant} | {keeps} | " + " | ".join(cells) + f" | {table['mean_x100']:.2f} | {delta} |")
+    return "\n".join(lines)

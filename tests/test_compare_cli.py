@@ -59,3 +59,14 @@ def test_unibench_all_prints_intervals(tmp_path: Path, capsys) -> None:
     assert mer["n_resamples"] == 300
     assert data["intervals"]["mean"]["point"] == pytest.approx((0.58 + 1.0) / 2, abs=1e-9)
     assert "| MER2023 | 58.00 [" in text and "Mean (2/9)" in text
+
+
+def test_ablation_table_from_variant_folders(tmp_path: Path, capsys) -> None:
+    for folder, mer, mean in [("epoch_0002", 60.0, 70.0), ("epoch_0002-drop-audio", 50.0, 55.5)]:
+        table = {"scores_x100": {"MER2023": mer, "CMUMOSI": 80.0}, "mean_x100": mean}
+        (tmp_path / folder / "eval-parser").mkdir(parents=True)
+        (tmp_path / folder / "eval-parser" / "unibench.json").write_text(json.dumps(table))
+    assert evaluate.main(["ablation", "--results-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "| full | A,V,T | 60.00 | 80.00 | 70.00 | +0.00 |" in text
+    assert "| drop-audio | V,T | 50.00 | 80.00 | 55.50 | -14.50 |" in text

@@ -33,6 +33,7 @@ ORCHESTRATORS = {
     "affectgpt.results",
     "affectgpt.protocols",
     "affectgpt.compare",
+    "affectgpt.eval_cli",
     "affectgpt.cache",
     "affectgpt.describe",
     "affectgpt.import_official",
