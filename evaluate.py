@@ -4,6 +4,7 @@
   python evaluate.py unibench --dataset NAME --data-root DIR --pred PRED [--sentiment SENT] [--out OUT.json]
   python evaluate.py unibench --all --data-roots-from CONFIG --results-dir DIR [--out OUT.json]
   python evaluate.py run --results-dir DIR [--extractor parser|lexicon|llm] [--llm PATH]   # infer.py outputs -> table
+  python evaluate.py submission --labels X-openset.csv --candidates track_all_candidates.csv --out Y-openset.npz
 
 Label files: CSV `name,openset` (openset like `[happy, sad]`) or official `-openset.npz`
 (filenames, fileitems). Sentiment files: CSV `name,sentiment` or an npz of the same form.
@@ -20,6 +21,7 @@ from pathlib import Path
 from affectgpt.config import ConfigError, load_config
 from affectgpt.data.records import DataError
 from affectgpt.data.unibench import UNIBENCH_ORDER, get_spec
+from affectgpt.eval_cli import add_study_commands
 from affectgpt.labels.io import find_result_files, load_name_values
 from affectgpt.metrics.ew import ew_scores
 from affectgpt.metrics.io import align, write_json
@@ -60,7 +62,37 @@ def cmd_ew(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unibench_paper(args: argparse.Namespace) -> int:
+    from affectgpt.metrics.protocol import parse_epochs
+    from affectgpt.protocols import paper_markdown, paper_report, read_val_scores
+
+    if not (args.data_roots_from and args.results_dir and args.epochs):
+        raise ValueError("--protocol paper needs --results-dir DIR --data-roots-from CONFIG --epochs 30-60:5")
+    cfg = load_config(args.data_roots_from)
+    wheel = load_wheel(args.wheel_dir or cfg.eval.wheel_dir or None, allow_demo=args.demo_wheel)
+    report = paper_report(
+        args.results_dir,
+        cfg.data.unibench_roots,
+        wheel,
+        parse_epochs(args.epochs),
+        read_val_scores(args.val_scores),
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        allow_missing=args.allow_missing,
+        partial=args.partial,
+    )
+    markdown = paper_markdown(report)
+    print(markdown)
+    if wheel.is_demo:
+        print("wheel: demo (not comparable with published scores)")
+    out = Path(args.out) if args.out else Path(args.results_dir) / "unibench-paper.json"
+    _write_table(out, {**report.to_dict(), "wheel": wheel.name}, markdown)
+    return 0
+
+
 def cmd_unibench(args: argparse.Namespace) -> int:
+    if args.protocol == "paper":
+        return _unibench_paper(args)
     if args.all:
         return _unibench_all(args)
     if not (args.dataset and args.data_root):
@@ -105,6 +137,13 @@ def _unibench_all(args: argparse.Namespace) -> int:
     table["problems"] = problems
     table["wheel"] = wheel.name
     markdown = table_markdown(table)
+    if args.n_resamples > 0:
+        from affectgpt.compare import interval_markdown, selected_intervals
+
+        intervals = selected_intervals(args.results_dir, roots, wheel, args.n_resamples, args.seed, args.allow_missing)
+        table["intervals"] = {d: iv.to_dict() for d, iv in intervals.per_dataset.items()}
+        table["intervals"]["mean"] = intervals.mean.to_dict()
+        markdown += "\n\n" + interval_markdown(intervals, args.n_resamples)
     print(markdown)
     if wheel.is_demo:
         print("wheel: demo (not comparable with published scores)")
@@ -253,6 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
     uni.add_argument("--data-roots-from", help="YAML config whose data.unibench_roots maps dataset -> folder")
     uni.add_argument("--results-dir", help="folder of <Dataset>-openset / <Dataset>-sentiment files")
     uni.add_argument("--partial", action="store_true", help="with --all: table of the datasets that can be scored")
+    uni.add_argument(
+        "--protocol",
+        choices=["selected", "paper"],
+        default="selected",
+        help="selected: one checkpoint's files (default); paper: per dataset the best of --epochs (official "
+        "evaluation.py, test-set selection) beside one common epoch",
+    )
+    uni.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
+    uni.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (picks the common epoch)")
+    uni.add_argument(
+        "--n-resamples", type=int, default=1000, help="bootstrap resamples for the intervals (--all: 0 = none)"
+    )
+    uni.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     wheel_options(uni)
     uni.set_defaults(func=cmd_unibench)
 
@@ -285,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--partial", action="store_true", help="score what can be scored, list the rest")
     wheel_options(run)
     run.set_defaults(func=cmd_run)
+
+    add_study_commands(commands, wheel_options)  # compare, ablation, submission
     return parser
 
 

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_argument_group("output")
     out.add_argument("--out", help="results file (.jsonl or .csv) for a single dataset")
     out.add_argument("--out-dir", help="folder for <dataset>.jsonl files (default results/<run>/<checkpoint>/)")
+    abl = p.add_argument_group("modality ablation (affectgpt/infer/ablation.py; results go to <out-dir>-<variant>)")
+    abl.add_argument("--drop", help="zero audio|face|frame features or empty the text (subtitle); comma-separated")
+    abl.add_argument("--shuffle-media", action="store_true", help="each sample gets another's media (seeded)")
     out.add_argument("--official-npz", action="store_true", help="also write the official name2reason .npz")
     model = p.add_argument_group("model")
     model.add_argument("--llm", help="local LLM folder (overrides model.llm of the checkpoint config)")
@@ -153,6 +156,10 @@ def run_datasets(args, cfg, ckpt, settings) -> int:
     if args.out and len(sets) > 1:
         raise ValueError(f"--out names one file but {len(sets)} datasets are inferred; use --out-dir")
     out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(cfg, ckpt)
+    if args.ablation.active:
+        out_dir = out_dir.with_name(f"{out_dir.name}-{args.ablation.label}")
+        if args.shuffle_media:
+            cfg.data.feature_cache = ""  # the cache is keyed by sample name: decode the donor's media files
     if cfg.data.feature_cache:  # encode whatever of these records is not cached yet (fingerprint-checked)
         build_cache(cfg, [record for rs in sets for record in rs.records])
     device = pick_device(args.device)
@@ -194,6 +201,8 @@ def _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenize
         "n_records": len(rs.records),
         "config": absolute_config(cfg),
     }
+    if args.ablation.active:  # absent for the full model: files written before ablations existed still resume
+        meta["ablation"] = args.ablation.to_dict()
     writer = ResultWriter(path, meta)
     print(f"{rs.label}: {len(rs.records)} samples -> {path}", flush=True)
     try:
@@ -208,6 +217,7 @@ def _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenize
             autocast=autocast,
             progress=not args.no_progress,
             should_stop=lambda: stop.requested,
+            ablation=args.ablation if args.ablation.active else None,
         )
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once (whole batches already written are kept)
         report = None
@@ -250,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--video and --image are two single-input modes: give one")
         if (args.video or args.image) and (args.split or args.dataset):
             raise ValueError("--video / --image (single input) cannot be combined with --split / --dataset")
+        from affectgpt.infer.ablation import Ablation
+
+        drops = tuple(d.strip() for d in (args.drop or "").split(",") if d.strip())
+        args.ablation = Ablation(drops, args.shuffle_media, 0 if args.seed is None else args.seed)
+        if args.ablation.active and (args.video or args.image):
+            raise ValueError("--drop / --shuffle-media apply to dataset runs (--split / --dataset)")
         ckpt = resolve_checkpoint(args.ckpt)
         cfg = checkpoint_config(ckpt, args.overrides, args.llm, args.clip, args.hubert)
         settings = settings_from(args, cfg, args.split)

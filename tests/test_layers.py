@@ -31,6 +31,9 @@ STAGE_RANK = {
 ORCHESTRATORS = {
     "affectgpt.train",
     "affectgpt.results",
+    "affectgpt.protocols",
+    "affectgpt.compare",
+    "affectgpt.eval_cli",
     "affectgpt.cache",
     "affectgpt.describe",
     "affectgpt.import_official",

@@ -23,6 +23,7 @@ from affectgpt.data import prompts
 from affectgpt.data.dataset import AffectDataset, Collator
 from affectgpt.data.records import Record, SkipLog
 from affectgpt.data.unibench import DISCRETE_CANDIDATES, VALENCE_RANGES
+from affectgpt.infer.ablation import Ablation
 from affectgpt.infer.outputs import ResultWriter
 
 QUESTION_ALIASES = {
@@ -126,6 +127,7 @@ def generate_responses(
     progress: bool = False,
     on_batch: BatchCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    ablation: Ablation | None = None,
 ) -> dict[str, str]:
     """name -> answer to `question` for every record that could be loaded (skips are counted in `skips`).
 
@@ -137,7 +139,14 @@ def generate_responses(
     """
     batch_size = max(1, int(settings.batch_size))
     dataset = AffectDataset(
-        records, cfg.data, cfg.model, tokenizer, split="test", seed=cfg.train.seed, skips=skips, question=question
+        ablation.records(records) if ablation is not None else records,
+        cfg.data,
+        cfg.model,
+        tokenizer,
+        split="test",
+        seed=cfg.train.seed,
+        skips=skips,
+        question=question,
     )
     collate = Collator(tokenizer, left_pad=True, prompt_style=cfg.data.prompt_style)
     loader = DataLoader(
@@ -158,6 +167,8 @@ def generate_responses(
             chunk = records[start : start + batch_size]  # shuffle=False: the records of this batch
             answers: dict[str, str] = {}
             if batch["names"]:
+                if ablation is not None:
+                    batch = ablation.batch(batch)
                 if not settings.greedy and settings.seed is not None:
                     torch.manual_seed(chunk_seed(settings.seed, [r.name for r in chunk]))
                 with autocast() if autocast is not None else contextlib.nullcontext():
@@ -207,6 +218,7 @@ def run_inference(
     autocast: Callable | None = None,
     progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    ablation: Ablation | None = None,
 ) -> InferenceReport:
     """Answer every record not yet in `writer`, appending each batch's answers as soon as it is done;
     `should_stop` (e.g. a SIGINT/SIGTERM flag) is checked between batches."""
@@ -236,6 +248,7 @@ def run_inference(
             skips=report.skips,
             on_batch=write,
             should_stop=should_stop,
+            ablation=ablation,
         )
     finally:
         bar.close()

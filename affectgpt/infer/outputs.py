@@ -23,7 +23,7 @@ from affectgpt.files import repair_tail, write_json_atomic
 FORMATS = (".jsonl", ".csv")
 META_SUFFIX = ".meta.json"
 # Settings that must match for a resumed run to append to an existing file.
-RESUME_KEYS = ("dataset", "checkpoint", "question", "generation")
+RESUME_KEYS = ("dataset", "checkpoint", "question", "generation", "ablation")
 
 
 def meta_path(path: str | Path) -> Path:

@@ -1,0 +1,69 @@
+"""The `evaluate.py` subcommands for studies beyond one table: compare (paired bootstrap), ablation (the A/V/T
+table of infer.py variants) and submission (MER2025 `-openset.npz`); kept here so evaluate.py stays small."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from affectgpt.config import load_config
+from affectgpt.labels.io import load_name_values
+from affectgpt.metrics.io import write_json
+from affectgpt.metrics.wheel import load_wheel
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from affectgpt.compare import compare_markdown, compare_runs
+
+    cfg = load_config(args.data_roots_from)
+    wheel = load_wheel(args.wheel_dir or cfg.eval.wheel_dir or None, allow_demo=args.demo_wheel)
+    result, notes = compare_runs(
+        args.a, args.b, cfg.data.unibench_roots, wheel, args.n_resamples, args.seed, args.allow_missing
+    )
+    markdown = compare_markdown(result, notes, args.n_resamples)
+    print(f"A = {args.a}\nB = {args.b}\n{markdown}")
+    if args.out:
+        data = {d: diff.to_dict() for d, diff in result.per_dataset.items()}
+        print(f"wrote {write_json(args.out, {**data, 'mean': result.mean.to_dict(), 'notes': notes})}")
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from affectgpt.compare import ablation_markdown, ablation_rows
+
+    print(ablation_markdown(ablation_rows(args.results_dir, args.extractor)))
+    return 0
+
+
+def cmd_submission(args: argparse.Namespace) -> int:
+    from affectgpt.labels.submission import write_submission
+
+    labels = load_name_values(args.labels)
+    out = write_submission(args.out, labels, args.candidates)
+    print(f"wrote {out}: {len(labels)} names, validated against {args.candidates}")
+    return 0
+
+
+def add_study_commands(commands, wheel_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    cmp = commands.add_parser("compare", help="paired bootstrap: does run B beat run A, per set and on the mean?")
+    cmp.add_argument("a", help="results folder of run A (the `unibench --all` layout, e.g. <run>/eval-parser)")
+    cmp.add_argument("b", help="results folder of run B")
+    cmp.add_argument("--data-roots-from", required=True, help="YAML config with data.unibench_roots")
+    cmp.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
+    cmp.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    wheel_options(cmp)
+    cmp.set_defaults(func=cmd_compare)
+
+    abl = commands.add_parser("ablation", help="A/V/T ablation table from infer.py --drop / --shuffle-media variants")
+    abl.add_argument("--results-dir", required=True, help="folder of <ckpt>/ and <ckpt>-<variant>/ result folders")
+    abl.add_argument("--extractor", default="parser", help="read <variant>/eval-<extractor>/unibench.json")
+    abl.set_defaults(func=cmd_ablation)
+
+    sub = commands.add_parser(
+        "submission",
+        help="MER2025 OV-track submission: labels -> official -openset.npz, checked against the candidate list",
+    )
+    sub.add_argument("--labels", required=True, help="name,openset CSV (e.g. evaluate.py run's MER2025OV-openset.csv)")
+    sub.add_argument("--candidates", required=True, help="track_all_candidates.csv (column name)")
+    sub.add_argument("--out", required=True, help="the submission file, <anything>-openset.npz")
+    sub.set_defaults(func=cmd_submission)
