@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from affectgpt.compare import interval_markdown, selected_intervals
 from affectgpt.config import ConfigError, load_config
 from affectgpt.data.records import DataError
 from affectgpt.data.unibench import UNIBENCH_ORDER, get_spec
@@ -25,9 +26,11 @@ from affectgpt.eval_cli import add_study_commands
 from affectgpt.labels.io import find_result_files, load_name_values
 from affectgpt.metrics.ew import ew_scores
 from affectgpt.metrics.io import align, write_json
+from affectgpt.metrics.protocol import parse_epochs
 from affectgpt.metrics.report import dataset_summary, ew_table
 from affectgpt.metrics.unibench import score_dataset, table_markdown, unibench_table
 from affectgpt.metrics.wheel import EmotionWheel, WheelError, load_wheel, resolve_wheel
+from affectgpt.protocols import paper_markdown, paper_report, read_val_scores
 
 RESULTS_LAYOUT = """\
 Results directory (--results-dir) for --all, one file set per dataset (names match case-insensitively):
@@ -63,9 +66,6 @@ def cmd_ew(args: argparse.Namespace) -> int:
 
 
 def _unibench_paper(args: argparse.Namespace) -> int:
-    from affectgpt.metrics.protocol import parse_epochs
-    from affectgpt.protocols import paper_markdown, paper_report, read_val_scores
-
     if not (args.data_roots_from and args.results_dir and args.epochs):
         raise ValueError("--protocol paper needs --results-dir DIR --data-roots-from CONFIG --epochs 30-60:5")
     cfg = load_config(args.data_roots_from)
@@ -138,8 +138,6 @@ def _unibench_all(args: argparse.Namespace) -> int:
     table["wheel"] = wheel.name
     markdown = table_markdown(table)
     if args.n_resamples > 0:
-        from affectgpt.compare import interval_markdown, selected_intervals
-
         intervals = selected_intervals(args.results_dir, roots, wheel, args.n_resamples, args.seed, args.allow_missing)
         table["intervals"] = {d: iv.to_dict() for d, iv in intervals.per_dataset.items()}
         table["intervals"]["mean"] = intervals.mean.to_dict()

@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from affectgpt.config import ConfigError
     from affectgpt.data.records import DataError
+    from affectgpt.infer.ablation import Ablation
     from affectgpt.infer.generate import resolve_question
     from affectgpt.infer.runner import checkpoint_config, resolve_checkpoint
     from affectgpt.model.checkpoint import CheckpointError
@@ -260,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--video and --image are two single-input modes: give one")
         if (args.video or args.image) and (args.split or args.dataset):
             raise ValueError("--video / --image (single input) cannot be combined with --split / --dataset")
-        from affectgpt.infer.ablation import Ablation
-
         drops = tuple(d.strip() for d in (args.drop or "").split(",") if d.strip())
         args.ablation = Ablation(drops, args.shuffle_media, 0 if args.seed is None else args.seed)
         if args.ablation.active and (args.video or args.image):

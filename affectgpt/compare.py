@@ -8,6 +8,7 @@ the difference lies above 0.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from affectgpt.data.unibench import UNIBENCH_ORDER
@@ -121,8 +122,6 @@ _KEEPS = {
     "drop-face+frame": "A,T",
     "drop-face": "A,T (frames)",
     "drop-frame": "A,T (faces)",
-}
-_KEEPS |= {
     "drop-text": "A,V",
     "drop-audio+text": "V",
     "drop-face+frame+text": "A",
@@ -133,8 +132,6 @@ _KEEPS |= {
 def ablation_rows(results_dir: str | Path, extractor: str = "parser") -> list[tuple[str, str, dict]]:
     """(variant, modalities, unibench.json table) of every `<checkpoint>[-<variant>]/eval-<extractor>/unibench.json`
     under `results_dir` (the folders infer.py --drop / --shuffle-media and `evaluate.py run` write)."""
-    import json
-
     tables = sorted(Path(results_dir).glob(f"*/eval-{extractor}/unibench.json"))
     if not tables:
         raise ValueError(f"{results_dir}: no */eval-{extractor}/unibench.json (run evaluate.py run on each variant)")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from affectgpt.compare import ablation_markdown, ablation_rows, compare_markdown, compare_runs
 from affectgpt.config import load_config
 from affectgpt.labels.io import load_name_values
+from affectgpt.labels.submission import write_submission
 from affectgpt.metrics.io import write_json
 from affectgpt.metrics.wheel import load_wheel
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from affectgpt.compare import compare_markdown, compare_runs
-
     cfg = load_config(args.data_roots_from)
     wheel = load_wheel(args.wheel_dir or cfg.eval.wheel_dir or None, allow_demo=args.demo_wheel)
     result, notes = compare_runs(
@@ -29,15 +29,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from affectgpt.compare import ablation_markdown, ablation_rows
-
     print(ablation_markdown(ablation_rows(args.results_dir, args.extractor)))
     return 0
 
 
 def cmd_submission(args: argparse.Namespace) -> int:
-    from affectgpt.labels.submission import write_submission
-
     labels = load_name_values(args.labels)
     out = write_submission(args.out, labels, args.candidates)
     print(f"wrote {out}: {len(labels)} names, validated against {args.candidates}")

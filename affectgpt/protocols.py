@@ -25,7 +25,7 @@ import numpy as np
 
 from affectgpt.data.unibench import UNIBENCH_ORDER, get_spec, ground_truth, read_unibench
 from affectgpt.labels.io import find_result_files, load_name_values
-from affectgpt.metrics.bootstrap import Interval, bootstrap, format_interval, per_sample
+from affectgpt.metrics.bootstrap import Interval, bootstrap, format_interval, per_sample, percentile_interval
 from affectgpt.metrics.io import align
 from affectgpt.metrics.protocol import compare_protocols
 from affectgpt.metrics.wheel import EmotionWheel
@@ -116,11 +116,6 @@ class PaperReport:
         }
 
 
-def _interval(point: float, samples: np.ndarray, alpha: float) -> Interval:
-    low, high = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
-    return Interval(point, float(low), float(high), samples, alpha)
-
-
 def set_samples(
     dataset: str,
     gt: dict,
@@ -199,9 +194,9 @@ def paper_report(
         common_epoch=cmp.common.epoch,
         common_selected_by=cmp.common.selected_by,
         common=common,
-        mean_of_maxima=_interval(cmp.paper.mean, best_rep, alpha),
-        common_mean=_interval(cmp.common.mean, common_rep, alpha),
-        gap=_interval(cmp.optimism_gap, best_rep - common_rep, alpha),
+        mean_of_maxima=percentile_interval(cmp.paper.mean, best_rep, alpha),
+        common_mean=percentile_interval(cmp.common.mean, common_rep, alpha),
+        gap=percentile_interval(cmp.optimism_gap, best_rep - common_rep, alpha),
         skipped=skipped,
     )
 

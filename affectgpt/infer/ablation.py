@@ -21,11 +21,11 @@ import numpy as np
 import torch
 
 from affectgpt.data.modes import FEATURE_KEYS
-from affectgpt.data.records import Record
+from affectgpt.data.records import MEDIA_ATTR, Record
 
 DROPS = ("audio", "face", "frame", "text")
 _STREAMS = {"audio": ("audio",), "face": ("faces",), "frame": ("frames", "image")}
-_MEDIA_FIELDS = ("video", "audio", "face", "image")
+_MEDIA_FIELDS = tuple(MEDIA_ATTR.values())  # Record attributes holding media paths
 
 
 @dataclass(frozen=True)

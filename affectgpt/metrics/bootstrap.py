@@ -307,13 +307,13 @@ class SetIntervals:
     mean: Interval
 
 
-def _interval(point: float, samples: np.ndarray, alpha: float) -> Interval:
+def percentile_interval(point: float, samples: np.ndarray, alpha: float) -> Interval:
     low, high = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
     return Interval(point, float(low), float(high), samples, alpha)
 
 
 def _difference(point: float, samples: np.ndarray, alpha: float) -> Difference:
-    iv = _interval(point, samples, alpha)
+    iv = percentile_interval(point, samples, alpha)
     return Difference(point, iv.low, iv.high, samples, alpha, p_b_le_a=float(np.mean(samples <= TIE)))
 
 
@@ -329,7 +329,7 @@ def bootstrap(
     _check_args(n_resamples, seed, alpha)
     key = ps.dataset if key is None else key
     (samples,) = _replicates([ps], n_resamples, seed, key, statistic)
-    return _interval(point_scores(ps)[statistic], samples, alpha)
+    return percentile_interval(point_scores(ps)[statistic], samples, alpha)
 
 
 def nine_set_mean_interval(
@@ -342,9 +342,9 @@ def nine_set_mean_interval(
     per: dict[str, Interval] = {}
     for name, ps in per_dataset.items():
         (samples,) = _replicates([ps], n_resamples, seed, name, "score")
-        per[name] = _interval(point_scores(ps)["score"], samples, alpha)
+        per[name] = percentile_interval(point_scores(ps)["score"], samples, alpha)
     point = sum(iv.point for iv in per.values()) / len(per)
-    return SetIntervals(per, _interval(point, np.mean([iv.samples for iv in per.values()], axis=0), alpha))
+    return SetIntervals(per, percentile_interval(point, np.mean([iv.samples for iv in per.values()], axis=0), alpha))
 
 
 def _as_sets(run: PerSample | Mapping[str, PerSample]) -> Mapping[str, PerSample]:

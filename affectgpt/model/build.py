@@ -46,7 +46,7 @@ from affectgpt.config import Config, ModelConfig
 from affectgpt.data.modes import PLACEHOLDERS
 from affectgpt.model.affectgpt import AffectGPT
 from affectgpt.model.backbones import SOURCES, published_encoder, published_llm, tiny_encoder
-from affectgpt.model.encoders import AudioEncoder, VisualEncoder
+from affectgpt.model.encoders import AudioEncoder, VisualEncoder, vector_width
 from affectgpt.model.fusion import ModalityHeads
 from affectgpt.model.tokenizer import load_tokenizer
 from affectgpt.model.zero3 import built_whole, zero3_init_requested
@@ -94,19 +94,22 @@ def published_config(role: str, m: ModelConfig | None = None) -> PretrainedConfi
     return published_encoder(choice(m, role))
 
 
+def tiny_llm_shape(m: ModelConfig) -> dict[str, int]:
+    """The tiny LLM's sizes (ModelConfig tiny_llm_*), shared by the in-process Qwen2 and the tiny LLaMA folder."""
+    return dict(
+        hidden_size=m.tiny_llm_hidden,
+        intermediate_size=m.tiny_llm_intermediate,
+        num_hidden_layers=m.tiny_llm_layers,
+        num_attention_heads=m.tiny_llm_heads,
+        num_key_value_heads=m.tiny_llm_kv_heads,
+        max_position_embeddings=4096,
+    )
+
+
 def tiny_config(role: str, m: ModelConfig) -> PretrainedConfig:
     """Small configs of the real classes: one CPU training step well under a second."""
     if role == "llm":
-        return Qwen2Config(
-            vocab_size=TINY_VOCAB,
-            hidden_size=m.tiny_llm_hidden,
-            intermediate_size=m.tiny_llm_intermediate,
-            num_hidden_layers=m.tiny_llm_layers,
-            num_attention_heads=m.tiny_llm_heads,
-            num_key_value_heads=m.tiny_llm_kv_heads,
-            max_position_embeddings=4096,
-            tie_word_embeddings=False,
-        )
+        return Qwen2Config(vocab_size=TINY_VOCAB, **tiny_llm_shape(m), tie_word_embeddings=False)
     if role not in ("clip", "hubert"):
         raise ValueError(role)
     return tiny_encoder(choice(m, role), m.tiny_encoder_hidden, m.tiny_encoder_layers, m.tiny_clip_projection)
@@ -155,11 +158,6 @@ def resolve_config(m: ModelConfig, role: str) -> PretrainedConfig:
             f"expects {expected[kind]!r}: set model.{field} to the folder's kind or point model.{role} elsewhere"
         )
     return config
-
-
-def encoder_dim(config: PretrainedConfig, kind: str) -> int:
-    """Width of the per-image / per-clip vector the heads receive."""
-    return int(config.projection_dim if kind == "clip" else config.hidden_size)
 
 
 # --- components ----------------------------------------------------------------------------------
@@ -313,8 +311,8 @@ def build_model(cfg: Config, seed: int = SEED, with_encoders: bool = True) -> tu
     llm = apply_lora(llm, m)
     visual = build_visual_encoder(m, seed) if with_encoders else None
     audio = build_audio_encoder(m, seed) if with_encoders else None
-    visual_dim = visual.dim if visual else encoder_dim(resolve_config(m, "clip"), m.visual_encoder)
-    audio_dim = audio.dim if audio else encoder_dim(resolve_config(m, "hubert"), m.audio_encoder)
+    visual_dim = visual.dim if visual else vector_width(resolve_config(m, "clip"), m.visual_encoder)
+    audio_dim = audio.dim if audio else vector_width(resolve_config(m, "hubert"), m.audio_encoder)
     heads = build_heads(m, visual_dim, audio_dim, llm.get_base_model().config.hidden_size, seed)
     model = AffectGPT(
         llm, heads, tokenizer, visual, audio, face_or_frame=m.face_or_frame, loss_vocab_chunk=m.loss_vocab_chunk
@@ -353,8 +351,8 @@ def build_skeleton(m: ModelConfig) -> Skeleton:
         clip = VISUAL_CLASSES[m.visual_encoder][0](configs["clip"])
         hubert = AUDIO_CLASSES[m.audio_encoder][0](configs["hubert"])
     llm = apply_lora(llm, m)
-    visual_dim = encoder_dim(configs["clip"], m.visual_encoder)
-    audio_dim = encoder_dim(configs["hubert"], m.audio_encoder)
+    visual_dim = vector_width(configs["clip"], m.visual_encoder)
+    audio_dim = vector_width(configs["hubert"], m.audio_encoder)
     with torch.device("meta"):
         heads = build_heads(m, visual_dim, audio_dim, configs["llm"].hidden_size)
     clip.requires_grad_(False)

@@ -45,6 +45,8 @@ from torch import nn
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as tvF
 
+from affectgpt.model.backbones import AUDIO_ENCODERS, VISUAL_ENCODERS
+
 # HF's Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm epsilon.
 _AUDIO_EPS = 1e-7
 AUDIO_NORMS = ("sample", "clip", "none")
@@ -66,6 +68,11 @@ class _FrozenEncoder(nn.Module):
         return self
 
 
+def vector_width(config: Any, kind: str) -> int:
+    """Width of the per-image / per-clip vector the heads receive: CLIP's projection, else the hidden size."""
+    return int(config.projection_dim if kind == "clip" else config.hidden_size)
+
+
 def _size(size: Any, key: str) -> Any:
     """A processor size entry (dict in transformers 4.x, SizeDict in 5.x), None when absent."""
     return size.get(key) if isinstance(size, dict) else getattr(size, key, None)
@@ -76,8 +83,8 @@ class VisualEncoder(_FrozenEncoder):
 
     def __init__(self, clip: nn.Module, processor, kind: str = "clip") -> None:
         super().__init__()
-        if kind not in ("clip", "siglip", "dinov2"):
-            raise ValueError(f"visual encoder must be clip, siglip or dinov2, got {kind!r}")
+        if kind not in VISUAL_ENCODERS:
+            raise ValueError(f"visual encoder must be one of {VISUAL_ENCODERS}, got {kind!r}")
         self.kind = kind
         self.clip = freeze(clip)  # CLIPVisionModelWithProjection | SiglipVisionModel | Dinov2Model
         size = processor.size
@@ -95,8 +102,7 @@ class VisualEncoder(_FrozenEncoder):
 
     @property
     def dim(self) -> int:
-        config = self.clip.config
-        return int(config.projection_dim if self.kind == "clip" else config.hidden_size)
+        return vector_width(self.clip.config, self.kind)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [N, H, W, 3] -> pixel_values [N, 3, crop, crop] exactly as CLIPImageProcessor does."""
@@ -155,8 +161,8 @@ class AudioEncoder(_FrozenEncoder):
             raise ValueError(f"audio norm must be one of {AUDIO_NORMS}, got {norm!r}")
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1 (hidden states averaged), got {n_layers}")
-        if kind not in ("hubert", "wavlm", "data2vec-audio", "whisper"):
-            raise ValueError(f"audio encoder must be hubert, wavlm, data2vec-audio or whisper, got {kind!r}")
+        if kind not in AUDIO_ENCODERS:
+            raise ValueError(f"audio encoder must be one of {AUDIO_ENCODERS}, got {kind!r}")
         self.kind = kind
         self.hubert = freeze(hubert)  # HubertModel | WavLMModel | Data2VecAudioModel | WhisperEncoder
         self.feature_extractor = feature_extractor if kind == "whisper" else None
@@ -169,7 +175,7 @@ class AudioEncoder(_FrozenEncoder):
 
     @property
     def dim(self) -> int:
-        return int(self.hubert.config.hidden_size)
+        return vector_width(self.hubert.config, self.kind)
 
     def normalize(self, audio: torch.Tensor) -> torch.Tensor:
         """[B, T, S] -> same shape, zero mean / unit variance per sample (or per clip)."""
@@ -200,8 +206,7 @@ class AudioEncoder(_FrozenEncoder):
             raise ValueError(f"audio clips of {x.shape[1]} samples exceed Whisper's {fe.n_samples}-sample window")
         clips = [row.numpy() for row in x.cpu()]
         mel = fe(clips, sampling_rate=self.sampling_rate, return_tensors="pt").input_features
-        param = next(self.hubert.parameters())
-        out = self.hubert(input_features=mel.to(device=param.device, dtype=dtype), output_hidden_states=True)
+        out = self.hubert(input_features=mel.to(device=x.device, dtype=dtype), output_hidden_states=True)
         frames = int(np.ceil(x.shape[1] / fe.hop_length / 2))  # mel frames of real audio, halved by the stride-2 conv
         return self.pool_layers(out)[:, :frames].mean(dim=1)
 

@@ -23,7 +23,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from affectgpt.config import ModelConfig
 from affectgpt.model.backbones import AUDIO_ENCODERS, VISUAL_ENCODERS
-from affectgpt.model.build import AUDIO_CLASSES, DINOV2_PROCESSOR, VISUAL_CLASSES, tiny_config
+from affectgpt.model.build import AUDIO_CLASSES, DINOV2_PROCESSOR, VISUAL_CLASSES, tiny_config, tiny_llm_shape
 
 LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 # Text the tiny BPE merges are learnt from (byte-level: any other text still tokenizes, only longer).
@@ -81,12 +81,7 @@ def write_llama(out: Path, seed: int = 0) -> Path:
     m = ModelConfig()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=m.tiny_llm_hidden,
-        intermediate_size=m.tiny_llm_intermediate,
-        num_hidden_layers=m.tiny_llm_layers,
-        num_attention_heads=m.tiny_llm_heads,
-        num_key_value_heads=m.tiny_llm_kv_heads,
-        max_position_embeddings=4096,
+        **tiny_llm_shape(m),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
