@@ -26,7 +26,7 @@ def run_describe(*args: str) -> dict[str, int]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1800,  # safety net for a loaded machine, not a speed target
     )
     assert out.returncode == 0, out.stderr
     counts = {}

@@ -45,7 +45,7 @@ evaluate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(evaluate)
 
 
-def sh(args: list, timeout: int = 300) -> subprocess.CompletedProcess:
+def sh(args: list, timeout: int = 1800) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout
     )

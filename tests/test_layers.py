@@ -147,7 +147,7 @@ def test_inference_evaluation_and_the_cache_command_import_without_train(tmp_pat
         "import infer, evaluate, affectgpt.cache, affectgpt.results; import affectgpt, sys; print(affectgpt.__file__)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == str(tmp_path / "affectgpt" / "__init__.py")
@@ -157,6 +157,6 @@ def test_inference_evaluation_and_the_cache_command_import_without_train(tmp_pat
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
     )
     assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr[-3000:]

@@ -28,7 +28,7 @@ def demo_run(out: Path, *extra: str) -> list[dict]:
         f"train.output_dir={out}",
         *extra,
     ]
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=1800)  # safety net
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert "best checkpoint:" in proc.stdout and "python infer.py --ckpt" in proc.stdout
     return [json.loads(line) for line in (out / "demo" / "metrics.jsonl").read_text().splitlines()]

@@ -52,7 +52,7 @@ def probe(folder: Path, zero3_init: str, port: int) -> dict:
         "LOCAL_RANK": "0",
     }
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(folder)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", PROBE, str(folder)], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
