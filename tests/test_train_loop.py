@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,16 @@ from safetensors.torch import load_file
 from affectgpt.train import checkpoints as ckpt
 
 REPO = Path(__file__).resolve().parents[1]
-ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# A port of our own (not accelerate's default 29500), so two suites or trainings on one machine do not collide.
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--main_process_port", str(_free_port())]
 ENV = {
     **os.environ,
     "OMP_NUM_THREADS": "1",
