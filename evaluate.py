@@ -4,6 +4,9 @@
   python evaluate.py unibench --dataset NAME --data-root DIR --pred PRED [--sentiment SENT] [--out OUT.json]
   python evaluate.py unibench --all --data-roots-from CONFIG --results-dir DIR [--out OUT.json]
   python evaluate.py run --results-dir DIR [--extractor parser|lexicon|llm] [--llm PATH]   # infer.py outputs -> table
+  python evaluate.py run --results-dir RUN_RESULTS --protocol paper --epochs 30-60:5  # per-dataset best epoch
+  python evaluate.py report --results-dir DIR [--compare published] [--protocol paper --epochs 30-60:5]
+  python evaluate.py ov --gt track2_test.csv --pred X-openset.npz [--candidates track_all_candidates.csv]
   python evaluate.py submission --labels X-openset.csv --candidates track_all_candidates.csv --out Y-openset.npz
 
 Label files: CSV `name,openset` (openset like `[happy, sad]`) or official `-openset.npz`
@@ -30,7 +33,7 @@ from affectgpt.metrics.protocol import parse_epochs
 from affectgpt.metrics.report import dataset_summary, ew_table
 from affectgpt.metrics.unibench import score_dataset, table_markdown, unibench_table
 from affectgpt.metrics.wheel import EmotionWheel, WheelError, load_wheel, resolve_wheel
-from affectgpt.protocols import paper_markdown, paper_report, read_val_scores
+from affectgpt.protocols import epoch_answer_folders, paper_markdown, paper_report, read_val_scores
 
 RESULTS_LAYOUT = """\
 Results directory (--results-dir) for --all, one file set per dataset (names match case-insensitively):
@@ -189,7 +192,51 @@ def _extractor_defaults(args: argparse.Namespace, sets: list) -> None:
         args.llm = cfg.eval.extractor_llm
 
 
+def _run_paper(args: argparse.Namespace) -> int:
+    """`run --protocol paper`: `run` on each epoch's answer folder, then the paper protocol over their labels."""
+    from affectgpt.report import ReportOptions, paper_inputs
+
+    if not args.epochs:
+        raise ValueError("--protocol paper needs --epochs, e.g. 30-60:5")
+    if args.out_dir:
+        raise ValueError(
+            "--protocol paper writes each epoch's labels to <epoch folder>/eval-<extractor>/; drop --out-dir"
+        )
+    epochs = parse_epochs(args.epochs)
+    folders = epoch_answer_folders(args.results_dir, epochs)
+    for epoch, folder in folders.items():
+        print(f"== epoch {epoch}: {folder}")
+        cmd_run(argparse.Namespace(**{**vars(args), "protocol": "selected", "results_dir": folder, "out": None}))
+    opts = ReportOptions(
+        protocol="paper",
+        epochs=epochs,
+        extractor=args.extractor,
+        data_roots_from=args.data_roots_from,
+        wheel_dir=args.wheel_dir,
+        demo_wheel=args.demo_wheel,
+    )
+    _, roots, wheel = paper_inputs(Path(args.results_dir), opts)
+    report = paper_report(
+        args.results_dir,
+        roots,
+        wheel,
+        epochs,
+        read_val_scores(args.val_scores),
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        allow_missing=args.allow_missing,
+        partial=args.partial,
+    )
+    markdown = paper_markdown(report)
+    print(markdown)
+    out = Path(args.out) if args.out else Path(args.results_dir) / "unibench-paper.json"
+    _write_table(out, {**report.to_dict(), "wheel": wheel.name, "extractor": args.extractor}, markdown)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.protocol == "paper":
+        return _run_paper(args)
     from affectgpt.labels.extract import LabelExtractor
     from affectgpt.results import (
         discover,
@@ -244,6 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     table = unibench_table(scores)
     table.update(problems=problems, wheel=wheel.name, extractor=args.extractor, ew=ew, extraction=extraction)
     table["extraction_computed"] = extractor.n_computed
+    table["extractor_model"] = extractor.source  # provenance for `evaluate.py report`
     parts = [table_markdown(table)] if scores else []
     parts += [ew_markdown(ew)] if ew else []
     markdown = "\n\n".join(parts)
@@ -326,13 +374,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--official-sampling", action="store_true", help="LLM: official T 0.7 / top-p 0.8 sampling (default greedy)"
     )
-    run.add_argument("--seed", type=int, default=0, help="LLM sampling seed")
+    run.add_argument("--seed", type=int, default=0, help="LLM sampling seed (--protocol paper: also the bootstrap's)")
     run.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"], help="LLM backend")
     run.add_argument("--config", help="YAML config: eval.wheel_dir / data.root locate the wheel")
     run.add_argument("--data-roots-from", help="YAML config with data.unibench_roots (for files without .meta.json)")
     run.add_argument("--out-dir", help="derived files and the table (default <results-dir>/eval-<extractor>)")
     run.add_argument("--cache-dir", help="extraction cache (default <results-dir>/.extract-cache)")
     run.add_argument("--partial", action="store_true", help="score what can be scored, list the rest")
+    run.add_argument(
+        "--protocol",
+        choices=["selected", "paper"],
+        default="selected",
+        help="selected: the answers of one checkpoint (default); paper: --results-dir holds one answer folder per "
+        "epoch (<...><epoch>/, e.g. epoch_0030/), each is scored, then per dataset the best epoch beside one common",
+    )
+    run.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
+    run.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (picks the common epoch)")
+    run.add_argument("--n-resamples", type=int, default=1000, help="--protocol paper: bootstrap resamples")
     wheel_options(run)
     run.set_defaults(func=cmd_run)
 

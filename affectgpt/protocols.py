@@ -77,6 +77,28 @@ def epoch_files(results_dir: str | Path, dataset: str) -> EpochFiles:
     return _official_files(directory, dataset) or _our_files(directory, dataset)
 
 
+def epoch_answer_folders(results_dir: str | Path, epochs: list[int]) -> dict[int, Path]:
+    """`evaluate.py run --protocol paper`: epoch -> the infer.py answer folder of that epoch's checkpoint (a
+    subfolder whose name ends in the epoch number, e.g. infer.py's default `results/<run>/epoch_0030/`)."""
+    directory = Path(results_dir)
+    if not directory.is_dir():
+        raise ValueError(f"{directory}: results directory not found")
+    found: dict[int, Path] = {}
+    for sub in sorted(p for p in directory.iterdir() if p.is_dir()):
+        match = _EPOCH_DIR.search(sub.name)
+        answers = [p for p in sub.iterdir() if p.suffix.lower() in (".jsonl", ".csv", ".npz")] if match else []
+        if match and answers and int(match[1]) in epochs:
+            if int(match[1]) in found:
+                raise ValueError(
+                    f"{directory}: two folders for epoch {match[1]}: {found[int(match[1])].name}, {sub.name}"
+                )
+            found[int(match[1])] = sub
+    missing = [e for e in epochs if e not in found]
+    if missing:
+        raise ValueError(f"{directory}: no answer folder (a subfolder named ...<epoch>) for epoch(s) {missing}")
+    return found
+
+
 def read_val_scores(path: str | Path | None) -> dict[int, float] | None:
     """--val-scores JSON: {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or None."""
     if not path:
