@@ -15,6 +15,7 @@ from affectgpt.labels.submission import write_submission
 from affectgpt.metrics.io import write_json
 from affectgpt.metrics.protocol import parse_epochs
 from affectgpt.metrics.wheel import load_wheel
+from affectgpt.ov_track import OV_DATASETS, ov_markdown, score_ov_track
 from affectgpt.report import ReportOptions, build_report, report_json
 from affectgpt.report_plot import write_png
 from affectgpt.report_published import report_markdown
@@ -72,6 +73,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ov(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config) if args.config else None
+    wheel_dir = args.wheel_dir or (cfg.eval.wheel_dir if cfg else None) or None
+    wheel = load_wheel(wheel_dir, data_root=cfg.data.root if cfg else None, allow_demo=args.demo_wheel)
+    result = score_ov_track(
+        args.gt, args.pred, wheel, args.candidates, args.allow_missing, args.n_resamples, args.seed, args.dataset
+    )
+    print(ov_markdown(result))
+    print(f"wheel: {wheel.label}")
+    if args.out:
+        print(f"wrote {write_json(args.out, {**result.to_dict(), 'wheel': wheel.name})}")
+    return 0
+
+
 def add_study_commands(commands, wheel_options: Callable[[argparse.ArgumentParser], None]) -> None:
     cmp = commands.add_parser("compare", help="paired bootstrap: does run B beat run A, per set and on the mean?")
     cmp.add_argument("a", help="results folder of run A (the `unibench --all` layout, e.g. <run>/eval-parser)")
@@ -95,6 +110,19 @@ def add_study_commands(commands, wheel_options: Callable[[argparse.ArgumentParse
     sub.add_argument("--candidates", required=True, help="track_all_candidates.csv (column name)")
     sub.add_argument("--out", required=True, help="the submission file, <anything>-openset.npz")
     sub.set_defaults(func=cmd_submission)
+
+    ov = commands.add_parser(
+        "ov", help="MER2025 OV track / MER2026 fine-grained score: EW F1 over W1-W5 at L1, with a 95% interval"
+    )
+    ov.add_argument("--dataset", choices=OV_DATASETS, default="MER2025OV", help="the challenge set (its rule)")
+    ov.add_argument("--gt", required=True, help="track2_test-style labels: CSV name,openset (or -openset.npz)")
+    ov.add_argument("--pred", required=True, help="predictions: CSV name,openset or the -openset.npz submission")
+    ov.add_argument("--candidates", help="track_all_candidates.csv: predictions must cover exactly these names")
+    ov.add_argument("--config", help="YAML config: eval.wheel_dir and data.root locate the wheel")
+    ov.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
+    ov.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    wheel_options(ov)
+    ov.set_defaults(func=cmd_ov)
 
     rep = commands.add_parser(
         "report", help="report.md + report.png: the table with 95% intervals, protocol, published rows, provenance"

@@ -37,6 +37,7 @@ ORCHESTRATORS = {
     "affectgpt.report",
     "affectgpt.report_published",
     "affectgpt.report_plot",
+    "affectgpt.ov_track",
     "affectgpt.cache",
     "affectgpt.describe",
     "affectgpt.import_official",
