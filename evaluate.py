@@ -206,7 +206,9 @@ def _run_paper(args: argparse.Namespace) -> int:
     folders = epoch_answer_folders(args.results_dir, epochs)
     for epoch, folder in folders.items():
         print(f"== epoch {epoch}: {folder}")
-        cmd_run(argparse.Namespace(**{**vars(args), "protocol": "selected", "results_dir": folder, "out": None}))
+        sub = argparse.Namespace(**{**vars(args), "protocol": "selected", "results_dir": folder, "out": None})
+        cmd_run(sub)
+        args.extractor, args.llm = sub.extractor, sub.llm  # what the first epoch resolved holds for all
     opts = ReportOptions(
         protocol="paper",
         epochs=epochs,
@@ -226,6 +228,7 @@ def _run_paper(args: argparse.Namespace) -> int:
         seed=args.seed,
         allow_missing=args.allow_missing,
         partial=args.partial,
+        extractor=args.extractor,
     )
     markdown = paper_markdown(report)
     print(markdown)

@@ -55,13 +55,15 @@ def _official_files(results_dir: Path, dataset: str) -> EpochFiles:
     return found
 
 
-def _our_files(results_dir: Path, dataset: str) -> EpochFiles:
+def _our_files(results_dir: Path, dataset: str, extractor: str | None = None) -> EpochFiles:
     found: EpochFiles = {}
+    prefix = f"eval-{extractor}" if extractor else "eval-"
     for sub in sorted(p for p in results_dir.iterdir() if p.is_dir()):
         match = _EPOCH_DIR.search(sub.name)
         if not match:
             continue
-        for where in [sub, *sorted(p for p in sub.iterdir() if p.is_dir() and p.name.startswith("eval-"))]:
+        evals = sorted(p for p in sub.iterdir() if p.is_dir() and (p.name == prefix or p.name.startswith(prefix)))
+        for where in [sub, *(evals if extractor is None else [p for p in evals if p.name == prefix])]:
             files = find_result_files(where, dataset)
             if files != (None, None):
                 found[int(match[1])] = files
@@ -69,12 +71,13 @@ def _our_files(results_dir: Path, dataset: str) -> EpochFiles:
     return found
 
 
-def epoch_files(results_dir: str | Path, dataset: str) -> EpochFiles:
-    """Per epoch the label files of one dataset (official layout first, else per-epoch folders)."""
+def epoch_files(results_dir: str | Path, dataset: str, extractor: str | None = None) -> EpochFiles:
+    """Per epoch the label files of one dataset (official layout first, else per-epoch folders; with `extractor`
+    only their `eval-<extractor>/` subfolder, else the folder itself or its first `eval-*`)."""
     directory = Path(results_dir)
     if not directory.is_dir():
         raise ValueError(f"{directory}: results directory not found")
-    return _official_files(directory, dataset) or _our_files(directory, dataset)
+    return _official_files(directory, dataset) or _our_files(directory, dataset, extractor)
 
 
 def epoch_answer_folders(results_dir: str | Path, epochs: list[int]) -> dict[int, Path]:
@@ -186,13 +189,14 @@ def paper_report(
     alpha: float = 0.05,
     allow_missing: bool = False,
     partial: bool = False,
+    extractor: str | None = None,
 ) -> PaperReport:
     """Both protocols over `epochs` for every MER-UniBench set found in `results_dir` (roots: data.unibench_roots)."""
     opts = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha, "allow_missing": allow_missing}
     per: dict[str, dict[int, Interval]] = {}
     skipped: list[str] = []
     for name in UNIBENCH_ORDER:
-        files = epoch_files(results_dir, name)
+        files = epoch_files(results_dir, name, extractor)
         missing = [e for e in epochs if e not in files]
         if not files or missing or name not in roots:
             why = "no data root" if name not in roots else f"no files for epoch(s) {missing or epochs}"

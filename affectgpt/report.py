@@ -31,6 +31,8 @@ from affectgpt.metrics.wheel import DEMO_WHEEL_DIR, WHEEL_FILES, EmotionWheel, g
 from affectgpt.protocols import epoch_files, paper_report, read_val_scores
 
 RULE_EXTRACTORS = {"parser": "parse_label_sentence (rule-based, no model)"}
+# Official -openset.npz files come from evaluation.py's Qwen2.5-7B-Instruct prompt (reference §6).
+OFFICIAL_EXTRACTOR = "official evaluation.py labels (Qwen2.5-7B-Instruct prompt, reference §6)"
 
 
 @dataclass
@@ -118,7 +120,7 @@ def _roots(metas: dict[str, dict[str, Any]], opts: ReportOptions) -> tuple[dict[
 
 
 def _provenance(table: dict[str, Any], metas: dict, wheel: EmotionWheel, opts: ReportOptions) -> dict[str, Any]:
-    extractor = table.get("extractor") or opts.extractor or "unknown (no unibench.json)"
+    extractor = table.get("extractor") or opts.extractor or table.get("_official") or "unknown (no unibench.json)"
     model = table.get("extractor_model") or RULE_EXTRACTORS.get(extractor, "unknown (not recorded)")
     return {
         "wheel": wheel.label,
@@ -161,7 +163,7 @@ def _epoch_labels(results_dir: Path, opts: ReportOptions) -> list[Path]:
     out = []
     for epoch in opts.epochs or []:
         for name in UNIBENCH_ORDER:
-            files = epoch_files(results_dir, name).get(epoch)
+            files = epoch_files(results_dir, name, opts.extractor).get(epoch)
             if files and files != (None, None):
                 out.append(next(f for f in files if f is not None).parent)
                 break
@@ -179,6 +181,8 @@ def paper_inputs(results_dir: Path, opts: ReportOptions) -> tuple[dict[str, Any]
         for d, m in found.items():
             metas.setdefault(d, m)
     table = _table(folders[0]) if folders else {}
+    if folders and not table and any(p.name.startswith("checkpoint_") for p in folders[0].iterdir()):
+        table = {"_official": OFFICIAL_EXTRACTOR}
     roots, cfg_wheel = _roots(metas, opts)
     info = {"metas": metas, "table": table, "checkpoints": sorted(checkpoints)}
     return info, roots, _wheel(opts, table, cfg_wheel)
@@ -198,6 +202,7 @@ def _paper(results_dir: Path, opts: ReportOptions) -> dict[str, Any]:
         seed=opts.seed,
         allow_missing=opts.allow_missing,
         partial=True,
+        extractor=opts.extractor,
     )
     provenance = _provenance(info["table"], info["metas"], wheel, opts)
     provenance["checkpoints"] = info["checkpoints"]

@@ -156,3 +156,17 @@ def test_report_without_labels_says_what_to_run(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert evaluate.main(["report", "--results-dir", str(tmp_path / "empty"), "--wheel-dir", str(OFFICIAL)]) == 2
     assert "run evaluate.py run" in capsys.readouterr().err
+
+
+def test_report_paper_on_official_result_folders(tmp_path: Path, capsys) -> None:
+    from test_protocol_cli import _config, _official_folder
+
+    results = _official_folder(tmp_path / "official")  # MER2023 best at 40, CMUMOSI at 30 (test_protocol_cli PLAN)
+    argv = ["report", "--results-dir", results, "--protocol", "paper", "--epochs", "30-40:5", "--n-resamples", "100"]
+    argv += ["--data-roots-from", _config(tmp_path), "--wheel-dir", OFFICIAL, "--out", tmp_path / "rep"]
+    assert evaluate.main([str(a) for a in argv]) == 0
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["best_epoch"] == {"MER2023": 40, "CMUMOSI": 30} and data["protocol"] == "paper"
+    assert data["provenance"]["extractor"].startswith("official evaluation.py")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| MER2023 | 100.00 [100.00, 100.00] | 40 |" in md and "optimism gap" in md
