@@ -25,7 +25,7 @@ from affectgpt.compare import interval_markdown, selected_intervals
 from affectgpt.config import ConfigError, load_config
 from affectgpt.data.records import DataError
 from affectgpt.data.unibench import UNIBENCH_ORDER, get_spec
-from affectgpt.eval_cli import add_study_commands
+from affectgpt.eval_cli import add_study_commands, run_paper
 from affectgpt.labels.io import find_result_files, load_name_values
 from affectgpt.metrics.ew import ew_scores
 from affectgpt.metrics.io import align, write_json
@@ -33,7 +33,7 @@ from affectgpt.metrics.protocol import parse_epochs
 from affectgpt.metrics.report import dataset_summary, ew_table
 from affectgpt.metrics.unibench import score_dataset, table_markdown, unibench_table
 from affectgpt.metrics.wheel import EmotionWheel, WheelError, load_wheel, resolve_wheel
-from affectgpt.protocols import epoch_answer_folders, paper_markdown, paper_report, read_val_scores
+from affectgpt.protocols import paper_markdown, paper_report, read_val_scores
 
 RESULTS_LAYOUT = """\
 Results directory (--results-dir) for --all, one file set per dataset (names match case-insensitively):
@@ -192,54 +192,9 @@ def _extractor_defaults(args: argparse.Namespace, sets: list) -> None:
         args.llm = cfg.eval.extractor_llm
 
 
-def _run_paper(args: argparse.Namespace) -> int:
-    """`run --protocol paper`: `run` on each epoch's answer folder, then the paper protocol over their labels."""
-    from affectgpt.report import ReportOptions, paper_inputs
-
-    if not args.epochs:
-        raise ValueError("--protocol paper needs --epochs, e.g. 30-60:5")
-    if args.out_dir:
-        raise ValueError(
-            "--protocol paper writes each epoch's labels to <epoch folder>/eval-<extractor>/; drop --out-dir"
-        )
-    epochs = parse_epochs(args.epochs)
-    folders = epoch_answer_folders(args.results_dir, epochs)
-    for epoch, folder in folders.items():
-        print(f"== epoch {epoch}: {folder}")
-        sub = argparse.Namespace(**{**vars(args), "protocol": "selected", "results_dir": folder, "out": None})
-        cmd_run(sub)
-        args.extractor, args.llm = sub.extractor, sub.llm  # what the first epoch resolved holds for all
-    opts = ReportOptions(
-        protocol="paper",
-        epochs=epochs,
-        extractor=args.extractor,
-        data_roots_from=args.data_roots_from,
-        wheel_dir=args.wheel_dir,
-        demo_wheel=args.demo_wheel,
-    )
-    _, roots, wheel = paper_inputs(Path(args.results_dir), opts)
-    report = paper_report(
-        args.results_dir,
-        roots,
-        wheel,
-        epochs,
-        read_val_scores(args.val_scores),
-        n_resamples=args.n_resamples,
-        seed=args.seed,
-        allow_missing=args.allow_missing,
-        partial=args.partial,
-        extractor=args.extractor,
-    )
-    markdown = paper_markdown(report)
-    print(markdown)
-    out = Path(args.out) if args.out else Path(args.results_dir) / "unibench-paper.json"
-    _write_table(out, {**report.to_dict(), "wheel": wheel.name, "extractor": args.extractor}, markdown)
-    return 0
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if args.protocol == "paper":
-        return _run_paper(args)
+        return run_paper(args, cmd_run)
     from affectgpt.labels.extract import LabelExtractor
     from affectgpt.results import (
         discover,

@@ -1,6 +1,7 @@
 """The `evaluate.py` subcommands for studies beyond one table: compare (paired bootstrap), ablation (the A/V/T
-table of infer.py variants), submission (MER2025 `-openset.npz`) and report (report.md + PNG); kept here so
-evaluate.py stays small."""
+table of infer.py variants), submission (MER2025 `-openset.npz`), ov (the MER2025 OV track score), report
+(report.md + PNG) and `run --protocol paper` (per-epoch `run`, then the paper protocol); kept here so evaluate.py
+stays small."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from affectgpt.metrics.io import write_json
 from affectgpt.metrics.protocol import parse_epochs
 from affectgpt.metrics.wheel import load_wheel
 from affectgpt.ov_track import OV_DATASETS, ov_markdown, score_ov_track
-from affectgpt.report import ReportOptions, build_report, report_json
+from affectgpt.protocols import epoch_answer_folders, paper_markdown, paper_report, read_val_scores
+from affectgpt.report import ReportOptions, build_report, paper_inputs, report_json
 from affectgpt.report_plot import write_png
 from affectgpt.report_published import report_markdown
 
@@ -44,6 +46,51 @@ def cmd_submission(args: argparse.Namespace) -> int:
     labels = load_name_values(args.labels)
     out = write_submission(args.out, labels, args.candidates)
     print(f"wrote {out}: {len(labels)} names, validated against {args.candidates}")
+    return 0
+
+
+def run_paper(args: argparse.Namespace, run_one: Callable[[argparse.Namespace], int]) -> int:
+    """`run --protocol paper`: `run` on each epoch's answer folder, then the paper protocol over their labels."""
+    if not args.epochs:
+        raise ValueError("--protocol paper needs --epochs, e.g. 30-60:5")
+    if args.out_dir:
+        raise ValueError(
+            "--protocol paper writes each epoch's labels to <epoch folder>/eval-<extractor>/; drop --out-dir"
+        )
+    epochs = parse_epochs(args.epochs)
+    folders = epoch_answer_folders(args.results_dir, epochs)
+    for epoch, folder in folders.items():
+        print(f"== epoch {epoch}: {folder}")
+        sub = argparse.Namespace(**{**vars(args), "protocol": "selected", "results_dir": folder, "out": None})
+        run_one(sub)
+        args.extractor, args.llm = sub.extractor, sub.llm  # what the first epoch resolved holds for all
+    opts = ReportOptions(
+        protocol="paper",
+        epochs=epochs,
+        extractor=args.extractor,
+        data_roots_from=args.data_roots_from,
+        wheel_dir=args.wheel_dir,
+        demo_wheel=args.demo_wheel,
+    )
+    _, roots, wheel = paper_inputs(Path(args.results_dir), opts)
+    report = paper_report(
+        args.results_dir,
+        roots,
+        wheel,
+        epochs,
+        read_val_scores(args.val_scores),
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        allow_missing=args.allow_missing,
+        partial=args.partial,
+        extractor=args.extractor,
+    )
+    markdown = paper_markdown(report)
+    print(markdown)
+    out = Path(args.out) if args.out else Path(args.results_dir) / "unibench-paper.json"
+    write_json(out, {**report.to_dict(), "wheel": wheel.name, "extractor": args.extractor})
+    out.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 
 
