@@ -1,9 +1,10 @@
 """The published AffectGPT MER-UniBench rows and the markdown of `evaluate.py report`.
 
 Source of every number below: AffectGPT (ICML 2025, arXiv 2501.16566v2), Table 2, as transcribed in
-`shared/reference/anchors.md` §1.1 ("AffectGPT (A,V,T) | 78.54 | 78.80 | ..."), whose recomputed 9-set means
-match the printed Mean to within 0.01. They were obtained with the paper protocol (per dataset the best of
-epochs 30-60 on its own test set), so they compare with our `--protocol paper` numbers, not `selected`.
+`shared/reference/anchors.md` §1.1 (its table rows "AffectGPT (A,V,T) | 78.54 | 78.80 | ...", lines 27-29 as of
+2026-12), whose recomputed 9-set means match the printed Mean to within 0.01. They were obtained with the paper
+protocol (per dataset the best of epochs 30-60 on its own test set), so they compare with our `--protocol paper`
+numbers, not `selected`.
 """
 
 from __future__ import annotations
