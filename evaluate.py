@@ -304,7 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluation.py, test-set selection) beside one common epoch",
     )
     uni.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
-    uni.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (picks the common epoch)")
+    uni.add_argument(
+        "--val-scores",
+        help="--protocol paper: JSON epoch -> validation score, or the run's metrics.jsonl (picks the common epoch)",
+    )
     uni.add_argument(
         "--n-resamples", type=int, default=1000, help="bootstrap resamples for the intervals (--all: 0 = none)"
     )
@@ -347,7 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
         "epoch (<...><epoch>/, e.g. epoch_0030/), each is scored, then per dataset the best epoch beside one common",
     )
     run.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
-    run.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (picks the common epoch)")
+    run.add_argument(
+        "--val-scores",
+        help="--protocol paper: JSON epoch -> validation score, or the run's metrics.jsonl (picks the common epoch)",
+    )
     run.add_argument("--n-resamples", type=int, default=1000, help="--protocol paper: bootstrap resamples")
     wheel_options(run)
     run.set_defaults(func=cmd_run)

@@ -177,7 +177,9 @@ def add_study_commands(commands, wheel_options: Callable[[argparse.ArgumentParse
     rep.add_argument("--results-dir", required=True, help="infer.py answer folder (with eval-<extractor>/), or epochs")
     rep.add_argument("--protocol", choices=["selected", "paper"], default="selected", help="as `unibench --protocol`")
     rep.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5")
-    rep.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (the common epoch)")
+    rep.add_argument(
+        "--val-scores", help="--protocol paper: JSON epoch -> score, or the run's metrics.jsonl (the common epoch)"
+    )
     rep.add_argument("--extractor", help="read <results-dir>/eval-<extractor>/ (default: the only eval-* folder)")
     rep.add_argument("--data-roots-from", help="YAML config with data.unibench_roots (default: the answers' meta)")
     rep.add_argument("--compare", choices=["published"], help="published: the paper's AffectGPT rows and deltas")

@@ -102,10 +102,37 @@ def epoch_answer_folders(results_dir: str | Path, epochs: list[int]) -> dict[int
     return found
 
 
+# The validation score a training run selects its best checkpoint on (train/run.py SCORE_KEY; a test keeps
+# the two equal), read from the run's metrics.jsonl.
+VAL_SCORE_KEY = "val/avg-L1/f1"
+
+
+def _metrics_jsonl(path: Path) -> dict[int, float]:
+    """epoch -> VAL_SCORE_KEY of a training run's metrics.jsonl (the last record of an epoch wins)."""
+    scores: dict[int, float] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{path} line {number}: not JSON ({err})") from err
+        if isinstance(record, dict) and VAL_SCORE_KEY in record and "epoch" in record:
+            scores[int(record["epoch"])] = float(record[VAL_SCORE_KEY])
+    if not scores:
+        raise ValueError(f"{path}: no record with 'epoch' and '{VAL_SCORE_KEY}' (validation was off?)")
+    return scores
+
+
 def read_val_scores(path: str | Path | None) -> dict[int, float] | None:
-    """--val-scores JSON: {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or None."""
+    """--val-scores: a JSON {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or a training run's
+    metrics.jsonl (its per-epoch `val/avg-L1/f1`); None when not given."""
     if not path:
         return None
+    if Path(path).suffix.lower() == ".jsonl":
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: validation metrics file not found")
+        return _metrics_jsonl(Path(path))
     try:
         return {int(k): float(v) for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items()}
     except (OSError, ValueError, AttributeError) as err:

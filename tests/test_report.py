@@ -170,3 +170,27 @@ def test_report_paper_on_official_result_folders(tmp_path: Path, capsys) -> None
     assert data["provenance"]["extractor"].startswith("official evaluation.py")
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "| MER2023 | 100.00 [100.00, 100.00] | 40 |" in md and "optimism gap" in md
+
+
+def test_val_scores_from_a_training_runs_metrics_jsonl(tmp_path: Path, capsys) -> None:
+    """--val-scores metrics.jsonl: the common epoch is the one training would select (its SCORE_KEY)."""
+    from test_protocol_cli import _config, _official_folder
+
+    from affectgpt.protocols import VAL_SCORE_KEY
+    from affectgpt.train.run import SCORE_KEY
+
+    assert VAL_SCORE_KEY == SCORE_KEY
+    lines = [{"epoch": 30, "step": 1, SCORE_KEY: 0.9}, {"epoch": 35, SCORE_KEY: 0.2}, {"epoch": 35, SCORE_KEY: 0.95}]
+    lines += [{"epoch": 40, "train/loss": 1.0}, {"epoch": 40, SCORE_KEY: 0.5}]  # a train-only record is passed over
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    results = _official_folder(tmp_path / "official")
+    argv = ["report", "--results-dir", results, "--protocol", "paper", "--epochs", "30-40:5", "--n-resamples", "50"]
+    argv += ["--data-roots-from", _config(tmp_path), "--wheel-dir", OFFICIAL, "--val-scores", metrics]
+    assert evaluate.main([str(a) for a in argv]) == 0
+    data = json.loads((results / "report.json").read_text())
+    assert data["common_epoch"] == 35 and data["common_selected_by"] == "best validation score"
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"epoch": 30, "train/loss": 1.0}) + "\n")
+    argv[-1] = tmp_path / "bad.jsonl"
+    assert evaluate.main([str(a) for a in argv]) == 2
+    assert "no record with 'epoch' and 'val/avg-L1/f1'" in capsys.readouterr().err
