@@ -141,7 +141,9 @@ def _selected(results_dir: Path, opts: ReportOptions) -> dict[str, Any]:
     wheel = _wheel(opts, table, cfg_wheel)
     sets, skipped = run_samples(labels, roots, wheel, opts.allow_missing)
     if not sets:
-        raise ValueError(f"{labels}: no set to score ({'; '.join(skipped)})")
+        hint = "; pass --data-roots-from CONFIG" if any("no data root" in x for x in skipped) else ""
+        reasons = [x for x in skipped if "no label files" not in x] or skipped
+        raise ValueError(f"{labels}: no set to score ({'; '.join(reasons)}){hint}")
     result = nine_set_mean_interval(sets, opts.n_resamples, opts.seed)
     text = (
         f"selected: one checkpoint's answers ({labels}), every set scored once; the mean is over the "
