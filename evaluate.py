@@ -4,6 +4,9 @@
   python evaluate.py unibench --dataset NAME --data-root DIR --pred PRED [--sentiment SENT] [--out OUT.json]
   python evaluate.py unibench --all --data-roots-from CONFIG --results-dir DIR [--out OUT.json]
   python evaluate.py run --results-dir DIR [--extractor parser|lexicon|llm] [--llm PATH]   # infer.py outputs -> table
+  python evaluate.py run --results-dir RUN_RESULTS --protocol paper --epochs 30-60:5  # per-dataset best epoch
+  python evaluate.py report --results-dir DIR [--compare published] [--protocol paper --epochs 30-60:5]
+  python evaluate.py ov --gt track2_test.csv --pred X-openset.npz [--candidates track_all_candidates.csv]
   python evaluate.py submission --labels X-openset.csv --candidates track_all_candidates.csv --out Y-openset.npz
 
 Label files: CSV `name,openset` (openset like `[happy, sad]`) or official `-openset.npz`
@@ -22,7 +25,7 @@ from affectgpt.compare import interval_markdown, selected_intervals
 from affectgpt.config import ConfigError, load_config
 from affectgpt.data.records import DataError
 from affectgpt.data.unibench import UNIBENCH_ORDER, get_spec
-from affectgpt.eval_cli import add_study_commands
+from affectgpt.eval_cli import add_study_commands, run_paper
 from affectgpt.labels.io import find_result_files, load_name_values
 from affectgpt.metrics.ew import ew_scores
 from affectgpt.metrics.io import align, write_json
@@ -190,6 +193,8 @@ def _extractor_defaults(args: argparse.Namespace, sets: list) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.protocol == "paper":
+        return run_paper(args, cmd_run)
     from affectgpt.labels.extract import LabelExtractor
     from affectgpt.results import (
         discover,
@@ -244,6 +249,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     table = unibench_table(scores)
     table.update(problems=problems, wheel=wheel.name, extractor=args.extractor, ew=ew, extraction=extraction)
     table["extraction_computed"] = extractor.n_computed
+    table["extractor_model"] = extractor.source  # provenance for `evaluate.py report`
     parts = [table_markdown(table)] if scores else []
     parts += [ew_markdown(ew)] if ew else []
     markdown = "\n\n".join(parts)
@@ -298,7 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluation.py, test-set selection) beside one common epoch",
     )
     uni.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
-    uni.add_argument("--val-scores", help="--protocol paper: JSON epoch -> validation score (picks the common epoch)")
+    uni.add_argument(
+        "--val-scores",
+        help="--protocol paper: JSON epoch -> validation score, or the run's metrics.jsonl (picks the common epoch)",
+    )
     uni.add_argument(
         "--n-resamples", type=int, default=1000, help="bootstrap resamples for the intervals (--all: 0 = none)"
     )
@@ -326,13 +335,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--official-sampling", action="store_true", help="LLM: official T 0.7 / top-p 0.8 sampling (default greedy)"
     )
-    run.add_argument("--seed", type=int, default=0, help="LLM sampling seed")
+    run.add_argument("--seed", type=int, default=0, help="LLM sampling seed (--protocol paper: also the bootstrap's)")
     run.add_argument("--backend", default="auto", choices=["auto", "transformers", "vllm"], help="LLM backend")
     run.add_argument("--config", help="YAML config: eval.wheel_dir / data.root locate the wheel")
     run.add_argument("--data-roots-from", help="YAML config with data.unibench_roots (for files without .meta.json)")
     run.add_argument("--out-dir", help="derived files and the table (default <results-dir>/eval-<extractor>)")
     run.add_argument("--cache-dir", help="extraction cache (default <results-dir>/.extract-cache)")
     run.add_argument("--partial", action="store_true", help="score what can be scored, list the rest")
+    run.add_argument(
+        "--protocol",
+        choices=["selected", "paper"],
+        default="selected",
+        help="selected: the answers of one checkpoint (default); paper: --results-dir holds one answer folder per "
+        "epoch (<...><epoch>/, e.g. epoch_0030/), each is scored, then per dataset the best epoch beside one common",
+    )
+    run.add_argument("--epochs", help="--protocol paper: epochs to score, e.g. 30-60:5 (the official list)")
+    run.add_argument(
+        "--val-scores",
+        help="--protocol paper: JSON epoch -> validation score, or the run's metrics.jsonl (picks the common epoch)",
+    )
+    run.add_argument("--n-resamples", type=int, default=1000, help="--protocol paper: bootstrap resamples")
     wheel_options(run)
     run.set_defaults(func=cmd_run)
 

@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     abl.add_argument("--drop", help="zero audio|face|frame features or empty the text (subtitle); comma-separated")
     abl.add_argument("--shuffle-media", action="store_true", help="each sample gets another's media (seeded)")
     out.add_argument("--official-npz", action="store_true", help="also write the official name2reason .npz")
+    out.add_argument(
+        "--submission",
+        help="also write the MER2025 OV-track submission <anything>-openset.npz: labels read from the answers by the "
+        "parser extractor (the ovlabel answer sentence), validated against the candidate list",
+    )
+    out.add_argument(
+        "--candidates", help="--submission: the candidate list (default <data root>/track_all_candidates.csv)"
+    )
     model = p.add_argument_group("model")
     model.add_argument("--llm", help="local LLM folder (overrides model.llm of the checkpoint config)")
     model.add_argument("--clip", help="local CLIP folder (overrides model.clip)")
@@ -155,6 +163,8 @@ def run_datasets(args, cfg, ckpt, settings) -> int:
     questions = [resolve_question(args.question, cfg.data.val_dataset if rs.label == VAL else rs.label) for rs in sets]
     if args.out and len(sets) > 1:
         raise ValueError(f"--out names one file but {len(sets)} datasets are inferred; use --out-dir")
+    if args.submission:
+        _check_submission(args, sets, questions)
     out_dir = Path(args.out_dir) if args.out_dir else default_out_dir(cfg, ckpt)
     if args.ablation.active:
         out_dir = out_dir.with_name(f"{out_dir.name}-{args.ablation.label}")
@@ -235,14 +245,57 @@ def _infer_one(args, cfg, ckpt, question, settings, rs, out_dir, model, tokenize
     )
     if args.official_npz:
         print(f"wrote {write_official_npz(path)}")
+    if args.submission and not report.failed:
+        _write_submission(args, rs, writer.done)
     if report.failed:
         print(
             f"{rs.label}: could not answer {len(report.failed)} sample(s) ({report.skips.summary()}): "
-            f"{', '.join(report.failed[:20])}; a re-run retries them",
+            f"{', '.join(report.failed[:20])}; a re-run retries them"
+            + ("; the submission is written once every candidate is answered" if args.submission else ""),
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _submission_candidates(args, rs) -> Path:
+    return Path(args.candidates) if args.candidates else Path(rs.root) / "track_all_candidates.csv"
+
+
+def _check_submission(args, sets, questions) -> None:
+    """Before the model loads: one dataset, the ovlabel question (what the parser reads), a candidate list."""
+    from affectgpt.infer.generate import resolve_question
+
+    if len(sets) != 1:
+        raise ValueError(f"--submission covers one dataset's candidate list, but {len(sets)} datasets are inferred")
+    if questions[0] != resolve_question("ovlabel"):
+        raise ValueError(
+            "--submission reads labels with the parser, which needs the ovlabel answer sentence (--question ovlabel); "
+            "for other answers run `evaluate.py run --extractor llm`, then `evaluate.py submission`"
+        )
+    if not args.submission.endswith("-openset.npz"):
+        raise ValueError(f"--submission {args.submission}: a submission file is named <anything>-openset.npz")
+    if not _submission_candidates(args, sets[0]).is_file():
+        raise ValueError(
+            f"--submission: candidate list {_submission_candidates(args, sets[0])} not found (--candidates)"
+        )
+
+
+def submission_labels(responses: dict[str, str]) -> dict[str, list[str]]:
+    """name -> the labels of the answer's "emotional state is ..." sentence (the parser extractor)."""
+    from affectgpt.labels.extract import LabelExtractor
+
+    return {name: e.labels for name, e in LabelExtractor("parser").extract(responses).items()}
+
+
+def _write_submission(args, rs, responses: dict[str, str]) -> None:
+    from affectgpt.labels.submission import write_submission
+
+    labels = submission_labels(responses)
+    candidates = _submission_candidates(args, rs)
+    out = write_submission(args.submission, labels, candidates)
+    empty = sum(1 for v in labels.values() if not v)
+    print(f"wrote {out}: {len(labels)} names ({empty} with no label), validated against {candidates}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,13 +55,15 @@ def _official_files(results_dir: Path, dataset: str) -> EpochFiles:
     return found
 
 
-def _our_files(results_dir: Path, dataset: str) -> EpochFiles:
+def _our_files(results_dir: Path, dataset: str, extractor: str | None = None) -> EpochFiles:
     found: EpochFiles = {}
+    prefix = f"eval-{extractor}" if extractor else "eval-"
     for sub in sorted(p for p in results_dir.iterdir() if p.is_dir()):
         match = _EPOCH_DIR.search(sub.name)
         if not match:
             continue
-        for where in [sub, *sorted(p for p in sub.iterdir() if p.is_dir() and p.name.startswith("eval-"))]:
+        evals = sorted(p for p in sub.iterdir() if p.is_dir() and (p.name == prefix or p.name.startswith(prefix)))
+        for where in [sub, *(evals if extractor is None else [p for p in evals if p.name == prefix])]:
             files = find_result_files(where, dataset)
             if files != (None, None):
                 found[int(match[1])] = files
@@ -69,18 +71,68 @@ def _our_files(results_dir: Path, dataset: str) -> EpochFiles:
     return found
 
 
-def epoch_files(results_dir: str | Path, dataset: str) -> EpochFiles:
-    """Per epoch the label files of one dataset (official layout first, else per-epoch folders)."""
+def epoch_files(results_dir: str | Path, dataset: str, extractor: str | None = None) -> EpochFiles:
+    """Per epoch the label files of one dataset (official layout first, else per-epoch folders; with `extractor`
+    only their `eval-<extractor>/` subfolder, else the folder itself or its first `eval-*`)."""
     directory = Path(results_dir)
     if not directory.is_dir():
         raise ValueError(f"{directory}: results directory not found")
-    return _official_files(directory, dataset) or _our_files(directory, dataset)
+    return _official_files(directory, dataset) or _our_files(directory, dataset, extractor)
+
+
+def epoch_answer_folders(results_dir: str | Path, epochs: list[int]) -> dict[int, Path]:
+    """`evaluate.py run --protocol paper`: epoch -> the infer.py answer folder of that epoch's checkpoint (a
+    subfolder whose name ends in the epoch number, e.g. infer.py's default `results/<run>/epoch_0030/`)."""
+    directory = Path(results_dir)
+    if not directory.is_dir():
+        raise ValueError(f"{directory}: results directory not found")
+    found: dict[int, Path] = {}
+    for sub in sorted(p for p in directory.iterdir() if p.is_dir()):
+        match = _EPOCH_DIR.search(sub.name)
+        answers = [p for p in sub.iterdir() if p.suffix.lower() in (".jsonl", ".csv", ".npz")] if match else []
+        if match and answers and int(match[1]) in epochs:
+            if int(match[1]) in found:
+                raise ValueError(
+                    f"{directory}: two folders for epoch {match[1]}: {found[int(match[1])].name}, {sub.name}"
+                )
+            found[int(match[1])] = sub
+    missing = [e for e in epochs if e not in found]
+    if missing:
+        raise ValueError(f"{directory}: no answer folder (a subfolder named ...<epoch>) for epoch(s) {missing}")
+    return found
+
+
+# The validation score a training run selects its best checkpoint on (train/run.py SCORE_KEY; a test keeps
+# the two equal), read from the run's metrics.jsonl.
+VAL_SCORE_KEY = "val/avg-L1/f1"
+
+
+def _metrics_jsonl(path: Path) -> dict[int, float]:
+    """epoch -> VAL_SCORE_KEY of a training run's metrics.jsonl (the last record of an epoch wins)."""
+    scores: dict[int, float] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{path} line {number}: not JSON ({err})") from err
+        if isinstance(record, dict) and VAL_SCORE_KEY in record and "epoch" in record:
+            scores[int(record["epoch"])] = float(record[VAL_SCORE_KEY])
+    if not scores:
+        raise ValueError(f"{path}: no record with 'epoch' and '{VAL_SCORE_KEY}' (validation was off?)")
+    return scores
 
 
 def read_val_scores(path: str | Path | None) -> dict[int, float] | None:
-    """--val-scores JSON: {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or None."""
+    """--val-scores: a JSON {"30": 0.61, "35": 0.63, ...} (validation score per epoch), or a training run's
+    metrics.jsonl (its per-epoch `val/avg-L1/f1`); None when not given."""
     if not path:
         return None
+    if Path(path).suffix.lower() == ".jsonl":
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: validation metrics file not found")
+        return _metrics_jsonl(Path(path))
     try:
         return {int(k): float(v) for k, v in json.loads(Path(path).read_text(encoding="utf-8")).items()}
     except (OSError, ValueError, AttributeError) as err:
@@ -164,13 +216,14 @@ def paper_report(
     alpha: float = 0.05,
     allow_missing: bool = False,
     partial: bool = False,
+    extractor: str | None = None,
 ) -> PaperReport:
     """Both protocols over `epochs` for every MER-UniBench set found in `results_dir` (roots: data.unibench_roots)."""
     opts = {"n_resamples": n_resamples, "seed": seed, "alpha": alpha, "allow_missing": allow_missing}
     per: dict[str, dict[int, Interval]] = {}
     skipped: list[str] = []
     for name in UNIBENCH_ORDER:
-        files = epoch_files(results_dir, name)
+        files = epoch_files(results_dir, name, extractor)
         missing = [e for e in epochs if e not in files]
         if not files or missing or name not in roots:
             why = "no data root" if name not in roots else f"no files for epoch(s) {missing or epochs}"
