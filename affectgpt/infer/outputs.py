@@ -100,7 +100,14 @@ class ResultWriter:
     def _check_resumable(self) -> None:
         old = read_meta(self.path)
         if old is None:
-            return
+            if self.path.stat().st_size == 0:  # an empty file holds no answers to credit to anyone
+                return
+            # Written by something else (another tool, a copied file, a lost sidecar): nothing says which checkpoint
+            # and settings produced its answers, so adopting them would credit foreign answers to this run.
+            raise ValueError(
+                f"{self.path} has no {meta_path(self.path).name}, so the checkpoint and settings behind its answers "
+                "are unknown and they cannot be resumed; use another --out, or move the file away to start over."
+            )
         changed = [k for k in RESUME_KEYS if old.get(k) != self.meta.get(k)]
         if changed:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {self.meta.get(k)!r}" for k in changed)
