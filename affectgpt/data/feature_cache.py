@@ -12,6 +12,9 @@ Safety rules, because a stale feature silently trains the wrong model:
   journal (append-only JSON lines), so an interrupted build leaves only complete, listed shards; the
   journals are merged into `index.json` by one process. Every shard's size and sha256 are recorded;
   a shard that fails verification is dropped and its samples recomputed.
+- Each shard also carries the fingerprint in its own safetensors metadata, so the settings check does
+  not depend on meta.json surviving: a shard whose fingerprint is missing or differs (e.g. meta.json was
+  lost and recreated under new settings) is treated as bad, never read, and its samples are recomputed.
 
 Layout: meta.json, index.json, shards/*.safetensors, journal/rank-NNNNN.jsonl.
 """
@@ -106,8 +109,37 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def describe_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str:
     a, b = _flatten(old), _flatten(new)
-    diffs = [f"{k}: cache has {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    diffs = [
+        f"{k}: cache has {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}"
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k)
+    ]
     return "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+
+
+def _shard_fingerprint_problem(path: Path, spec: dict[str, Any]) -> str | None:
+    """Why the shard's own header does not vouch for the settings `spec` (None when it does).
+
+    A safetensors file starts with an 8-byte little-endian header length and that many bytes of JSON, whose
+    `__metadata__` holds our fingerprint (and spec); read directly, so no mmap or tensor is touched."""
+    try:
+        with open(path, "rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 0 < length <= 100_000_000:
+                return f"unreadable safetensors header (length {length})"
+            metadata = json.loads(handle.read(length)).get("__metadata__") or {}
+    except (OSError, ValueError, AttributeError) as err:
+        return f"unreadable safetensors header ({type(err).__name__}: {err})"
+    found = metadata.get("fingerprint")
+    if found is None:
+        return "shard has no settings fingerprint in its metadata (written by an unknown tool or version)"
+    if found == fingerprint(spec):
+        return None
+    try:
+        detail = describe_mismatch(json.loads(metadata["spec"]), spec)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        detail = "its fingerprint differs"
+    return f"shard was built with other settings ({detail})"
 
 
 # --- samples ---------------------------------------------------------------------------------------
@@ -151,11 +183,12 @@ class FeatureCache:
     failed: dict[str, str] = field(default_factory=dict)
     bad_shards: dict[str, str] = field(default_factory=dict)
     _handles: dict[str, Any] = field(default_factory=dict, repr=False)
+    _fingerprint_ok: set[str] = field(default_factory=set, repr=False)  # shards whose header was checked
     _pid: int = field(default=-1, repr=False)
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
-    def open(cls, folder: str | Path, model_cfg: Any, data_cfg: Any, create: bool = False) -> "FeatureCache":
+    def open(cls, folder: str | Path, model_cfg: Any, data_cfg: Any, create: bool = False) -> FeatureCache:
         """Open (or with `create`, start) the cache at `folder`; refuse one made with other settings."""
         folder = Path(folder).expanduser()
         spec = cache_spec(model_cfg, data_cfg)
@@ -164,7 +197,9 @@ class FeatureCache:
             try:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
-                raise CacheMismatchError(f"feature cache {folder}: meta.json is unreadable ({err}); delete the folder to rebuild") from err
+                raise CacheMismatchError(
+                    f"feature cache {folder}: meta.json is unreadable ({err}); delete the folder to rebuild"
+                ) from err
             if meta.get("fingerprint") != fingerprint(spec):
                 raise CacheMismatchError(
                     f"feature cache {folder} was built with different settings and cannot be reused: "
@@ -210,13 +245,19 @@ class FeatureCache:
         self._check_shard_sizes()
 
     def _add_shard(self, name: str, info: dict[str, Any]) -> None:
-        self.shards[name] = {"sha256": info["sha256"], "bytes": info["bytes"], "keys": info["keys"], "media": info["media"]}
+        self.shards[name] = {
+            "sha256": info["sha256"],
+            "bytes": info["bytes"],
+            "keys": info["keys"],
+            "media": info["media"],
+        }
         for row, key in enumerate(info["keys"]):
             self.samples[key] = Entry(name, row, info["media"][row])
             self.failed.pop(key, None)
 
     def _check_shard_sizes(self) -> None:
-        """Cheap check on open: a missing or truncated shard is marked bad (full hashes: `verify`)."""
+        """Cheap check on open: a missing or truncated shard, or one written under another fingerprint, is marked
+        bad (full hashes: `verify`). The fingerprint is read from the shard's header (a few KB, once per shard)."""
         self.bad_shards = {}
         for name, info in self.shards.items():
             path = self.folder / "shards" / name
@@ -225,6 +266,12 @@ class FeatureCache:
                 self.bad_shards[name] = "file is missing"
             elif size != info["bytes"]:
                 self.bad_shards[name] = f"file has {size} bytes, expected {info['bytes']} (truncated or overwritten)"
+            elif name not in self._fingerprint_ok:
+                reason = _shard_fingerprint_problem(path, self.spec)
+                if reason:
+                    self.bad_shards[name] = reason
+                else:
+                    self._fingerprint_ok.add(name)
 
     def verify(self) -> dict[str, str]:
         """Hash every shard; drop bad ones from the index (their samples become missing). Returns
@@ -235,8 +282,13 @@ class FeatureCache:
                 self.bad_shards[name] = "sha256 differs from the index (corrupt)"
         bad = dict(self.bad_shards)
         for name, reason in bad.items():
-            logger.warning("feature cache %s: shard %s is bad (%s); its %d samples will be recomputed",
-                           self.folder, name, reason, len(self.shards[name]["keys"]))
+            logger.warning(
+                "feature cache %s: shard %s is bad (%s); its %d samples will be recomputed",
+                self.folder,
+                name,
+                reason,
+                len(self.shards[name]["keys"]),
+            )
             for key in self.shards.pop(name)["keys"]:
                 if self.samples.get(key) and self.samples[key].shard == name:
                     del self.samples[key]
@@ -254,16 +306,26 @@ class FeatureCache:
         expected = set(self.streams.values())
         if set(feats) != expected:
             raise ValueError(f"shard features {sorted(feats)} do not match the cache streams {sorted(expected)}")
-        tensors = {k: v.detach().to("cpu", torch.float32).clone(memory_format=torch.contiguous_format) for k, v in feats.items()}
+        tensors = {
+            k: v.detach().to("cpu", torch.float32).clone(memory_format=torch.contiguous_format)
+            for k, v in feats.items()
+        }
         for name, tensor in tensors.items():
             if tensor.shape[0] != len(keys):
                 raise ValueError(f"{name} has {tensor.shape[0]} rows for {len(keys)} samples")
-        data = save(tensors, metadata={"fingerprint": fingerprint(self.spec)})
+        data = save(tensors, metadata={"fingerprint": fingerprint(self.spec), "spec": json.dumps(self.spec)})
         name = f"r{rank:05d}-{uuid.uuid4().hex[:16]}.safetensors"
         write_bytes_atomic(self.folder / "shards" / name, data)
-        entry = {"shard": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "keys": keys, "media": media}
+        entry = {
+            "shard": name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "keys": keys,
+            "media": media,
+        }
         self._journal(rank, entry)
         self._add_shard(name, entry)
+        self._fingerprint_ok.add(name)
         return name
 
     def write_failure(self, rank: int, key: str, reason: str) -> None:
@@ -304,7 +366,9 @@ class FeatureCache:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise RuntimeError(f"feature cache {self.folder} is being built by another process; wait for it to finish") from None
+            raise RuntimeError(
+                f"feature cache {self.folder} is being built by another process; wait for it to finish"
+            ) from None
         return handle
 
     # -- reading --------------------------------------------------------------------------------
@@ -330,15 +394,22 @@ class FeatureCache:
         """{feature key: float32 [T, D]} of one sample, or a DataError saying why it is unavailable."""
         entry = self.samples.get(key)
         if entry is None:
-            why = f"its media failed during the cache build ({self.failed[key]})" if key in self.failed else REBUILD_HINT
+            why = (
+                f"its media failed during the cache build ({self.failed[key]})" if key in self.failed else REBUILD_HINT
+            )
             raise DataError(f"not in feature cache {self.folder}: {why}", sample=key)
         if entry.shard in self.bad_shards:
-            raise DataError(f"feature cache shard {entry.shard} is bad ({self.bad_shards[entry.shard]}); {REBUILD_HINT}", sample=key)
+            raise DataError(
+                f"feature cache shard {entry.shard} is bad ({self.bad_shards[entry.shard]}); {REBUILD_HINT}", sample=key
+            )
         try:
             handle = self._handle(entry.shard)
             return {name: handle.get_slice(name)[entry.row].clone() for name in self.streams.values()}
         except Exception as err:
-            raise DataError(f"cannot read feature cache shard {entry.shard} ({type(err).__name__}: {err}); {REBUILD_HINT}", sample=key) from err
+            raise DataError(
+                f"cannot read feature cache shard {entry.shard} ({type(err).__name__}: {err}); {REBUILD_HINT}",
+                sample=key,
+            ) from err
 
     def features(self, record: Record) -> dict[str, torch.Tensor]:
         return self.get(cache_key(record))
