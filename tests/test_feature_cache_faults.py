@@ -89,3 +89,40 @@ def test_a_shard_without_a_fingerprint_is_never_read(built, tmp_path):
     assert (report.dropped_shards, report.computed) == (1, len(index["shards"][name]["keys"]))
     assert key in FeatureCache.open(other.data.feature_cache, other.model, other.data)
     assert cache_key(records[0]) in opened
+
+
+def _truth(cfg: Config, records) -> dict:
+    cache = FeatureCache.open(cfg.data.feature_cache, cfg.model, cfg.data)
+    return {cache_key(r): cache.features(r) for r in records}
+
+
+def test_truncated_index_json_is_reported_and_its_samples_rebuilt(built, tmp_path, caplog):
+    """Issue 17.5: a torn index.json used to crash every later start with a JSON decode error."""
+    cfg, records = built
+    other = _copy(cfg, tmp_path / "cache")
+    index_path = tmp_path / "cache" / "index.json"
+    index_path.write_bytes(index_path.read_bytes()[: index_path.stat().st_size // 2])
+    with caplog.at_level("WARNING"):
+        report = build_cache(other, records, shard_size=2, batch_size=2, progress=False)  # the fixture's batching
+    assert sum("index.json is unreadable" in r.getMessage() for r in caplog.records) == 2  # build + reader open
+    assert (report.reused, report.computed) == (0, len(records))
+    json.loads(index_path.read_text())  # rewritten whole by the merge
+    truth, got = _truth(cfg, records), _truth(other, records)
+    assert all(torch.equal(got[k][f], truth[k][f]) for k in truth for f in truth[k])
+
+
+def test_deleted_shards_folder_is_reported_and_rebuilt(built, tmp_path, caplog):
+    import shutil
+
+    cfg, records = built
+    other = _copy(cfg, tmp_path / "cache")
+    n_shards = len(FeatureCache.open(cfg.data.feature_cache, cfg.model, cfg.data).shards)
+    shutil.rmtree(tmp_path / "cache" / "shards")
+    with pytest.raises(DataError, match="file is missing"):
+        FeatureCache.open(other.data.feature_cache, other.model, other.data).features(records[0])
+    with caplog.at_level("WARNING"):
+        report = build_cache(other, records, shard_size=2, batch_size=2, progress=False)
+    assert sum("file is missing" in r.getMessage() for r in caplog.records) == n_shards
+    assert (report.dropped_shards, report.reused, report.computed) == (n_shards, 0, len(records))
+    truth, got = _truth(cfg, records), _truth(other, records)
+    assert all(torch.equal(got[k][f], truth[k][f]) for k in truth for f in truth[k])

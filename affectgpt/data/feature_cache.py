@@ -226,8 +226,8 @@ class FeatureCache:
         """Read index.json plus every rank's journal (entries written since the last merge)."""
         self.samples, self.shards, self.failed = {}, {}, {}
         index_path = self.folder / "index.json"
-        if index_path.is_file():
-            index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = self._read_index(index_path)
+        if index:
             for name, info in index.get("shards", {}).items():
                 self._add_shard(name, info)
             self.failed.update(index.get("failed", {}))
@@ -243,6 +243,24 @@ class FeatureCache:
                 elif "failed" in item:
                     self.failed[item["failed"]] = item["reason"]
         self._check_shard_sizes()
+
+    def _read_index(self, index_path: Path) -> dict[str, Any]:
+        """index.json, or {} when it is absent; a torn or unreadable one (a full disk, a copy cut short) is moved
+        ignored with one warning, so its samples are recomputed by the next build and its merge rewrites it."""
+        if not index_path.is_file():
+            return {}
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+            if not isinstance(index, dict) or not isinstance(index.get("shards", {}), dict):
+                raise ValueError("not an index object")
+            return index
+        except (ValueError, UnicodeDecodeError) as err:
+            logger.warning(
+                "feature cache %s: index.json is unreadable (%s); its samples will be recomputed by the next build",
+                self.folder,
+                err,
+            )
+            return {}  # (the next merge rewrites it)
 
     def _add_shard(self, name: str, info: dict[str, Any]) -> None:
         self.shards[name] = {
@@ -351,6 +369,7 @@ class FeatureCache:
         write_bytes_atomic(self.folder / "index.json", json.dumps(index).encode())
         for journal in (self.folder / "journal").glob("rank-*.jsonl"):
             journal.unlink()
+        (self.folder / "shards").mkdir(exist_ok=True)  # a deleted shards/ folder: its samples were just dropped
         for path in (self.folder / "shards").iterdir():
             if path.name not in live:  # orphans of killed runs, temporary and .corrupt files
                 path.unlink()
