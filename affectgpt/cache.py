@@ -24,8 +24,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 from affectgpt.data.sources import SPLITS, split_records
 from affectgpt.model.build import build_audio_encoder, build_visual_encoder
 from affectgpt.model.device import pick_device
+from affectgpt.signals import StopFlag
 from affectgpt.user_errors import report
 
 logger = logging.getLogger(__name__)
@@ -65,29 +65,6 @@ class BuildStopped(RuntimeError):
             f"computed samples ({report.shards_written} shards written and kept); {left} samples are left: "
             "rerun the same command to finish"
         )
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[Callable[[], int | None]]:
-    """While active, SIGINT / SIGTERM only ask the build to stop; yields `stop()` = the signal number or None.
-    A second signal raises KeyboardInterrupt at once (what a user pressing Ctrl-C twice wants)."""
-    got: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if got:
-            raise KeyboardInterrupt
-        got.append(signum)
-        logger.warning(
-            "feature cache: %s received; stopping after the current batch (a second signal stops at once)",
-            signal.Signals(signum).name,
-        )
-
-    old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
-    try:
-        yield lambda: got[0] if got else None
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
@@ -157,7 +134,7 @@ def build_cache(
     """Make `cfg.data.feature_cache` hold up-to-date features for every record (rank `rank` of `world`
     does every world-th missing sample). `barrier` (e.g. accelerator.wait_for_everyone) is required
     when world > 1. `stop()` returning a signal number ends the build at the next shard boundary with
-    `BuildStopped` (see `stop_on_signals`)."""
+    `BuildStopped` (the CLI passes affectgpt.signals.StopFlag's)."""
     if not cfg.data.feature_cache:
         raise ValueError("data.feature_cache is empty: set it to the folder the cache should live in")
     if world > 1 and barrier is None:
@@ -309,7 +286,7 @@ def main(argv: list[str] | None = None) -> BuildReport:
     except BuildStopped as err:
         print(err, file=sys.stderr, flush=True)
         raise SystemExit(128 + err.signum) from None
-    except KeyboardInterrupt:  # a second stop signal: the finished shards are kept all the same
+    except KeyboardInterrupt:  # a second Ctrl-C: the finished shards are kept all the same
         print("feature cache: stopped at once by a second signal; rerun the same command to finish", file=sys.stderr)
         raise SystemExit(130) from None
     except Exception as err:  # the user's to fix or to know: one line; the traceback on --debug or in the log
@@ -327,7 +304,9 @@ def _run(args: argparse.Namespace) -> BuildReport:
     rank, world, barrier = _distributed()
     skips = SkipLog()
     records = split_records(cfg.data, args.split, skips)
-    with stop_on_signals() as stop:
+    stop = StopFlag("finishing the current batch; the samples done are written as one last shard")
+    stop.install()
+    try:
         report = build_cache(
             cfg,
             records,
@@ -337,8 +316,10 @@ def _run(args: argparse.Namespace) -> BuildReport:
             shard_size=args.shard_size,
             batch_size=args.batch_size,
             progress=not args.no_progress,
-            stop=stop,
+            stop=lambda: stop.signum,
         )
+    finally:
+        stop.restore()
     if rank == 0:
         print(f"{report.summary()}; dataset reading: {skips.summary()}")
         print(f"cache: {cfg.data.feature_cache}")
