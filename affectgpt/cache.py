@@ -41,6 +41,7 @@ from affectgpt.data.feature_cache import (
     media_signature,
 )
 from affectgpt.data.media import load_sample_media
+from affectgpt.data.probe import probe_unused
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 from affectgpt.data.sources import SPLITS, split_records
 from affectgpt.model.build import build_audio_encoder, build_visual_encoder
@@ -76,8 +77,8 @@ def _ignore_stop_signals(worker_id: int) -> None:
 class MediaDataset(Dataset):
     """(key, media dict | DataError) per record: decodes only the streams the cache stores."""
 
-    def __init__(self, records: list[Record], data_cfg: Any, streams: list[str]):
-        self.records, self.data_cfg, self.streams = records, data_cfg, streams
+    def __init__(self, records: list[Record], data_cfg: Any, streams: list[str], mode: str | None = None):
+        self.records, self.data_cfg, self.streams, self.mode = records, data_cfg, streams, mode
 
     def __len__(self) -> int:
         return len(self.records)
@@ -85,6 +86,8 @@ class MediaDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[str, dict[str, np.ndarray] | DataError]:
         record = self.records[index]
         try:
+            if self.mode is not None:  # the files this mode does not decode are probed, so corrupt ones are reported
+                probe_unused(record, self.streams, self.mode)
             return cache_key(record), load_sample_media(with_streams(record, self.streams), self.data_cfg)
         except DataError as err:
             return cache_key(record), err
@@ -208,7 +211,7 @@ def _encode(
     encoders = _encoders(cfg, streams, device)
     signatures = {cache_key(r): s for r, s in mine}
     loader = DataLoader(
-        MediaDataset([r for r, _ in mine], cfg.data, list(streams)),
+        MediaDataset([r for r, _ in mine], cfg.data, list(streams), cfg.model.face_or_frame),
         batch_size=batch_size,
         num_workers=cfg.data.num_workers,
         collate_fn=list,
