@@ -243,11 +243,8 @@ class FeatureCache:
                 raise ValueError(f"{name} has {tensor.shape[0]} rows for {len(keys)} samples")
         data = save(tensors, metadata={"fingerprint": fingerprint(self.spec), "spec": json.dumps(self.spec)})
         name = f"r{rank:05d}-{uuid.uuid4().hex[:16]}.safetensors"
-        try:  # a full disk: the temporary file is removed, nothing is journaled, the index stays consistent
-            write_bytes_atomic(self.folder / "shards" / name, data)
-        except OSError as err:
-            err.writing = str(self.folder / "shards" / name)  # named by user_errors, not its temporary sibling
-            raise
+        # a full disk raises here (naming the shard): its temporary file is removed and nothing is journaled
+        write_bytes_atomic(self.folder / "shards" / name, data)
         entry = {
             "shard": name,
             "sha256": hashlib.sha256(data).hexdigest(),

@@ -125,17 +125,21 @@ class ResultWriter:
         if not rows:
             return
         new_file = not self.path.exists() or self.path.stat().st_size == 0
-        with self.path.open("a", encoding="utf-8", newline="") as handle:
-            if self.path.suffix.lower() == ".csv":
-                writer = csv.writer(handle, lineterminator="\n")
-                if new_file:
-                    writer.writerow(["name", "response"])
-                writer.writerows(rows)
-            else:
-                for name, response in rows:
-                    handle.write(json.dumps({"name": name, "response": response}, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with self.path.open("a", encoding="utf-8", newline="") as handle:
+                if self.path.suffix.lower() == ".csv":
+                    writer = csv.writer(handle, lineterminator="\n")
+                    if new_file:
+                        writer.writerow(["name", "response"])
+                    writer.writerows(rows)
+                else:
+                    for name, response in rows:
+                        handle.write(json.dumps({"name": name, "response": response}, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:  # e.g. a full disk: the CLI says "no space left on ... while writing <results>"
+            err.writing = str(self.path)  # (a partial last row is cut by the next run, see the module docstring)
+            raise
         self.done.update(rows)
 
 
