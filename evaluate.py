@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from affectgpt.compare import interval_markdown, selected_intervals
@@ -363,11 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv  # accepted before or after the subcommand
+    parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help="on a failure, print the traceback too")
+    args = parser.parse_args([a for a in argv if a != "--debug"])
     try:
         return args.func(args)
     except (DataError, WheelError, ConfigError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        return 2
+    except Exception as err:  # anything else (a full disk, a broken file): one line; the traceback on --debug
+        from affectgpt.user_errors import report
+
+        report(err, None, debug)
         return 2
 
 

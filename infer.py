@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -299,7 +300,9 @@ def _write_submission(args, rs, responses: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help="on a failure, print the traceback too")
+    args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from affectgpt.config import ConfigError
@@ -326,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_datasets(args, cfg, ckpt, settings)
     except (CheckpointError, ConfigError, DataError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 2
+    except Exception as err:  # anything else (a full disk, a broken file): one line; the traceback on --debug
+        from affectgpt.user_errors import report
+
+        report(err, None, args.debug)
         return 2
 
 

@@ -10,6 +10,11 @@ its own share into its own shards and rank 0 merges the index.
 Splits: train / val = the training records and the validation records exactly as training reads
 them (affectgpt.data.sources.split_records), test = every MER-UniBench root in data.unibench_roots,
 all = their union.
+
+Stopping: SIGTERM or SIGINT (Ctrl-C) during a build finishes the batch being encoded, writes the samples
+buffered so far as one last shard, says so in one line and exits with 128 + the signal number (143 / 130);
+a rerun continues from there. A second signal stops at once (the finished shards are still kept). Every
+other failure is one line naming the file and the cause; `--debug` prints the traceback.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,29 +34,51 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from affectgpt.config import Config, ConfigError, load_config
+from affectgpt.config import Config, load_config
 from affectgpt.data.feature_cache import (
-    CacheMismatchError,
     FeatureCache,
     cache_key,
     media_signature,
 )
 from affectgpt.data.media import load_sample_media
+from affectgpt.data.probe import probe_unused
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 from affectgpt.data.sources import SPLITS, split_records
 from affectgpt.model.build import build_audio_encoder, build_visual_encoder
 from affectgpt.model.device import pick_device
+from affectgpt.signals import StopFlag
+from affectgpt.user_errors import report
 
 logger = logging.getLogger(__name__)
 
 SHARD_SIZE = 256  # samples per shard: ~15 MB for the official 768/1024-d features
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class BuildStopped(RuntimeError):
+    """A stop signal ended the build at a shard boundary (every finished shard is kept)."""
+
+    def __init__(self, signum: int, report: BuildReport):
+        self.signum, self.report = signum, report
+        left = report.requested - report.reused - report.computed - report.failed
+        super().__init__(
+            f"feature cache: stopped by {signal.Signals(signum).name} at a shard boundary after {report.computed} "
+            f"computed samples ({report.shards_written} shards written and kept); {left} samples are left: "
+            "rerun the same command to finish"
+        )
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave stop signals to the main process (a Ctrl-C reaches the whole process group)."""
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
 
 
 class MediaDataset(Dataset):
     """(key, media dict | DataError) per record: decodes only the streams the cache stores."""
 
-    def __init__(self, records: list[Record], data_cfg: Any, streams: list[str]):
-        self.records, self.data_cfg, self.streams = records, data_cfg, streams
+    def __init__(self, records: list[Record], data_cfg: Any, streams: list[str], mode: str | None = None):
+        self.records, self.data_cfg, self.streams, self.mode = records, data_cfg, streams, mode
 
     def __len__(self) -> int:
         return len(self.records)
@@ -56,6 +86,8 @@ class MediaDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[str, dict[str, np.ndarray] | DataError]:
         record = self.records[index]
         try:
+            if self.mode is not None:  # the files this mode does not decode are probed, so corrupt ones are reported
+                probe_unused(record, self.streams, self.mode)
             return cache_key(record), load_sample_media(with_streams(record, self.streams), self.data_cfg)
         except DataError as err:
             return cache_key(record), err
@@ -68,6 +100,7 @@ class BuildReport:
     computed: int = 0  # encoded by this rank in this run
     failed: int = 0  # media errors in this rank's share (reported by name in the log / index)
     dropped_shards: int = 0  # shards found corrupt or truncated (their samples were recomputed)
+    shards_written: int = 0  # shards this rank wrote in this run
 
     def summary(self) -> str:
         return (
@@ -99,10 +132,12 @@ def build_cache(
     shard_size: int = SHARD_SIZE,
     batch_size: int = 8,
     progress: bool = True,
+    stop: Callable[[], int | None] | None = None,
 ) -> BuildReport:
     """Make `cfg.data.feature_cache` hold up-to-date features for every record (rank `rank` of `world`
     does every world-th missing sample). `barrier` (e.g. accelerator.wait_for_everyone) is required
-    when world > 1."""
+    when world > 1. `stop()` returning a signal number ends the build at the next shard boundary with
+    `BuildStopped` (the CLI passes affectgpt.signals.StopFlag's)."""
     if not cfg.data.feature_cache:
         raise ValueError("data.feature_cache is empty: set it to the folder the cache should live in")
     if world > 1 and barrier is None:
@@ -117,7 +152,7 @@ def build_cache(
         if rank == 0:
             report.dropped_shards = len(cache.merge())
         sync()
-        _build(cfg, records, rank, world, sync, shard_size, batch_size, progress, report)
+        _build(cfg, records, rank, world, sync, shard_size, batch_size, progress, report, stop)
     finally:
         if lock is not None:
             lock.close()
@@ -135,6 +170,7 @@ def _build(
     batch_size: int,
     progress: bool,
     report: BuildReport,
+    stop: Callable[[], int | None] | None,
 ) -> None:
     cache = FeatureCache.open(cfg.data.feature_cache, cfg.model, cfg.data)
     streams = cache.streams
@@ -152,7 +188,7 @@ def _build(
     report.reused = report.requested - len(todo)
     mine = todo[rank::world]
     if mine:
-        _encode(cfg, cache, mine, rank, shard_size, batch_size, progress, report)
+        _encode(cfg, cache, mine, rank, shard_size, batch_size, progress, report, stop or (lambda: None))
     sync()
     if rank == 0:
         cache.merge()
@@ -168,16 +204,18 @@ def _encode(
     batch_size: int,
     progress: bool,
     report: BuildReport,
+    stop: Callable[[], int | None],
 ) -> None:
     streams = cache.streams
     device = pick_device()
     encoders = _encoders(cfg, streams, device)
     signatures = {cache_key(r): s for r, s in mine}
     loader = DataLoader(
-        MediaDataset([r for r, _ in mine], cfg.data, list(streams)),
+        MediaDataset([r for r, _ in mine], cfg.data, list(streams), cfg.model.face_or_frame),
         batch_size=batch_size,
         num_workers=cfg.data.num_workers,
         collate_fn=list,
+        worker_init_fn=_ignore_stop_signals,
     )
     keys: list[str] = []
     feats: dict[str, list[torch.Tensor]] = {f: [] for f in streams.values()}
@@ -187,12 +225,15 @@ def _encode(
         rows = {f: torch.cat(v) for f, v in feats.items()}
         head = keys[:n]
         cache.write_shard(rank, head, [signatures[k] for k in head], {f: t[:n] for f, t in rows.items()})
+        report.shards_written += 1
         del keys[:n]
         for f, t in rows.items():
             feats[f][:] = [t[n:]] if len(t) > n else []
 
     with tqdm(total=len(mine), desc=f"feature cache (rank {rank})", disable=not progress, unit="sample") as bar:
         for batch in loader:
+            if stop() is not None:
+                break
             good = [(k, m) for k, m in batch if not isinstance(m, DataError)]
             for key, err in ((k, m) for k, m in batch if isinstance(m, DataError)):
                 logger.warning("feature cache: skipped %s", err)
@@ -208,8 +249,11 @@ def _encode(
             while len(keys) >= shard_size:
                 write(shard_size)
             bar.update(len(batch))
-        if keys:
+        if keys:  # the last (or, on a stop, the in-progress) shard
             write(len(keys))
+    signum = stop()
+    if signum is not None:
+        raise BuildStopped(signum, report)
 
 
 def ensure_cache(cfg: Config, records: list[Record], **kwargs: Any) -> FeatureCache:
@@ -237,24 +281,48 @@ def main(argv: list[str] | None = None) -> BuildReport:
     parser.add_argument("--shard-size", type=int, default=SHARD_SIZE, help="samples per shard file")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per encoder call")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failure, not only its line")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. data.feature_cache=cache/demo")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except BuildStopped as err:
+        print(err, file=sys.stderr, flush=True)
+        raise SystemExit(128 + err.signum) from None
+    except KeyboardInterrupt:  # a second Ctrl-C: the finished shards are kept all the same
+        print("feature cache: stopped at once by a second signal; rerun the same command to finish", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as err:  # the user's to fix or to know: one line; the traceback on --debug or in the log
+        log = getattr(args, "log_path", None)
+        report(err, log if log is not None and log.parent.is_dir() else None, args.debug)
+        raise SystemExit(1) from None
+
+
+def _run(args: argparse.Namespace) -> BuildReport:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cfg = load_config(args.config, args.overrides)
+    if cfg.data.feature_cache:  # where `report` keeps the traceback of a failure (once the folder exists)
+        args.log_path = Path(cfg.data.feature_cache).expanduser() / "errors.log"
     rank, world, barrier = _distributed()
     skips = SkipLog()
     records = split_records(cfg.data, args.split, skips)
-    report = build_cache(
-        cfg,
-        records,
-        rank=rank,
-        world=world,
-        barrier=barrier,
-        shard_size=args.shard_size,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-    )
+    stop = StopFlag("finishing the current batch; the samples done are written as one last shard")
+    stop.install()
+    try:
+        report = build_cache(
+            cfg,
+            records,
+            rank=rank,
+            world=world,
+            barrier=barrier,
+            shard_size=args.shard_size,
+            batch_size=args.batch_size,
+            progress=not args.no_progress,
+            stop=lambda: stop.signum,
+        )
+    finally:
+        stop.restore()
     if rank == 0:
         print(f"{report.summary()}; dataset reading: {skips.summary()}")
         print(f"cache: {cfg.data.feature_cache}")
@@ -262,7 +330,4 @@ def main(argv: list[str] | None = None) -> BuildReport:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ConfigError, CacheMismatchError, DataError) as err:  # the user's to fix: the message, not a traceback
-        raise SystemExit(f"error: {err}") from None
+    main()

@@ -49,6 +49,9 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk names the file being written, not its temporary sibling
+        _name_target(err, path)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -91,11 +94,22 @@ def append_jsonl(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        if fsync:
-            os.fsync(handle.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            if fsync:
+                os.fsync(handle.fileno())
+    except OSError as err:
+        _name_target(err, path)
+        raise
+
+
+def _name_target(err: OSError, path: str | Path) -> None:
+    """Record on `err` the file whose write failed (`err.writing`), so a CLI can say "no space left on <mount>
+    while writing <file>" (affectgpt.user_errors); the innermost writer wins."""
+    if getattr(err, "writing", None) is None:
+        err.writing = str(path)
 
 
 def fsync_path(path: str | Path) -> None:

@@ -19,10 +19,12 @@ class StopFlag:
     def __init__(self, action: str = "stopping") -> None:
         self.action = action
         self.requested = False
+        self.signum: int | None = None  # the first signal received (CLIs exit with 128 + it)
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
+        self.signum = signum
         logger.warning("received %s: %s (send it again to abort at once)", signal.Signals(signum).name, self.action)
         signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
 

@@ -147,13 +147,13 @@ def test_changed_settings_are_refused(setup):
 def test_a_cache_from_older_media_or_encoder_rules_is_refused(setup, key, monkeypatch):
     """The fidelity fixes changed the numbers (clip starts, per-clip mean, cv2 faces: sampling rule 2; HuBERT's
     post-norm state: code 2): a cache written under the earlier rules must be refused by name, not reused."""
-    from affectgpt.data import feature_cache
+    from affectgpt.data import cache_settings
 
     cfg, _, _ = setup
     constant = {"code_version": "CODE_VERSION", "sampling_rule_version": "SAMPLING_RULE_VERSION"}[key]
-    current = getattr(feature_cache, constant)
+    current = getattr(cache_settings, constant)
     assert current >= 2
-    monkeypatch.setattr(feature_cache, constant, current - 1)  # what the cache on disk would have recorded
+    monkeypatch.setattr(cache_settings, constant, current - 1)  # what the cache on disk would have recorded
     with pytest.raises(CacheMismatchError, match=rf"{key}: cache has {current}, now {current - 1}"):
         FeatureCache.open(cfg.data.feature_cache, cfg.model, cfg.data)
 

@@ -20,6 +20,7 @@ FOUNDATION = {
     "affectgpt.files",
     "affectgpt.signals",
     "affectgpt.resources",
+    "affectgpt.user_errors",
 }
 STAGE_RANK = {
     "affectgpt.data": 1,

@@ -24,6 +24,7 @@ from affectgpt.data import prompts
 from affectgpt.data.feature_cache import FeatureCache
 from affectgpt.data.media import load_sample_media
 from affectgpt.data.modes import FEATURE_KEYS, PLACEHOLDERS, STREAMS, get_mode
+from affectgpt.data.probe import probe_unused
 from affectgpt.data.records import DataError, Record, SkipLog, with_streams
 
 # Prompts and targets are tokenised once per distinct text; hybrid training has 4 per sample (2 prompts, 2 targets),
@@ -183,10 +184,11 @@ class AffectDataset(Dataset):
         holds exactly these streams, checked in __init__); a mode without media reads nothing."""
         needed = self.mode.streams
         trimmed = with_streams(media_record, needed, f", needed by face_or_frame={self.mode.name!r}")
+        if self.feature_cache is not None:  # (the cache build probed the files the mode does not decode)
+            return self.feature_cache.features(media_record) if needed else {}
+        probe_unused(media_record, needed, self.mode.name)  # a corrupt file is reported, even if not decoded
         if not needed:
             return {}
-        if self.feature_cache is not None:
-            return self.feature_cache.features(media_record)
         media = self.media_loader(trimmed, self.data_cfg)
         absent = [key for key in needed if key not in media]
         if absent:

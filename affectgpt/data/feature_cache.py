@@ -12,6 +12,9 @@ Safety rules, because a stale feature silently trains the wrong model:
   journal (append-only JSON lines), so an interrupted build leaves only complete, listed shards; the
   journals are merged into `index.json` by one process. Every shard's size and sha256 are recorded;
   a shard that fails verification is dropped and its samples recomputed.
+- Each shard also carries the fingerprint in its own safetensors metadata, so the settings check does
+  not depend on meta.json surviving: a shard whose fingerprint is missing or differs (e.g. meta.json was
+  lost and recreated under new settings) is treated as bad, never read, and its samples are recomputed.
 
 Layout: meta.json, index.json, shards/*.safetensors, journal/rank-NNNNN.jsonl.
 """
@@ -31,83 +34,22 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from affectgpt.data.modes import FEATURE_KEYS, get_mode
+from affectgpt.data.cache_settings import (  # cache_spec, fingerprint: also imported from here
+    cache_spec,
+    describe_mismatch,
+    fingerprint,
+    shard_fingerprint_problem,
+)
 from affectgpt.data.records import MEDIA_ATTR, DataError, Record
 from affectgpt.files import append_jsonl, sha256_file, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
-# Bump when encoder pre/post-processing code changes the numbers (old caches are then refused).
-# 2: HuBERT's 4th averaged state is the post-final-LayerNorm one (the official transformers-4.49 convention).
-CODE_VERSION = 2
-# Bump when frame / face / audio-clip sampling rules in affectgpt.data.media change.
-# 2: official audio clip starts (exact Fraction arithmetic), per-clip mean removal, resample-then-average channels,
-#    cv2 face resize; images resized by PIL (bicubic).
-SAMPLING_RULE_VERSION = 2
-TINY = "tiny"
-TINY_SEED = 0  # affectgpt.model.build.SEED: the tiny encoders are seeded with it
 REBUILD_HINT = "run `python -m affectgpt.cache --config <your config>` to (re)build it"
 
 
 class CacheMismatchError(ValueError):
     """The cache on disk was made with other settings than the ones asked for."""
-
-
-# --- fingerprint ---------------------------------------------------------------------------------
-def _encoder_spec(model_cfg: Any, role: str) -> dict[str, Any]:
-    value = getattr(model_cfg, role)
-    # The class choice (model.visual_encoder / model.audio_encoder) and, for audio, the layers averaged.
-    choice = (
-        {"encoder": model_cfg.visual_encoder}
-        if role == "clip"
-        else {"encoder": model_cfg.audio_encoder, "layers": model_cfg.audio_layers}
-    )
-    if value == TINY:
-        sizes = ("tiny_encoder_hidden", "tiny_encoder_layers") + (("tiny_clip_projection",) if role == "clip" else ())
-        return {"kind": TINY, "seed": TINY_SEED, **choice, **{k: getattr(model_cfg, k) for k in sizes}}
-    folder = Path(value).expanduser().resolve()
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"model.{role}={value!r}: no config.json in {folder}; cannot fingerprint the encoder")
-    files = {}
-    for name in ("config.json", "preprocessor_config.json"):
-        if (folder / name).is_file():
-            files[name] = json.loads((folder / name).read_text(encoding="utf-8"))
-    return {"kind": "folder", **choice, "path": str(folder), "files": files}
-
-
-def cache_spec(model_cfg: Any, data_cfg: Any) -> dict[str, Any]:
-    """Everything that determines the cached numbers (hashed into the fingerprint). The streams are
-    exactly the ones the face_or_frame mode reads (affectgpt.data.modes)."""
-    return {
-        "code_version": CODE_VERSION,
-        "sampling_rule_version": SAMPLING_RULE_VERSION,
-        "streams": {stream: FEATURE_KEYS[stream] for stream in get_mode(model_cfg.face_or_frame).streams},
-        "clip": _encoder_spec(model_cfg, "clip"),
-        "hubert": _encoder_spec(model_cfg, "hubert"),
-        "preprocessing": {
-            k: getattr(data_cfg, k)
-            for k in ("n_frames", "image_size", "face_channel_order", "n_audio_clips", "clip_seconds", "sample_rate")
-        },
-    }
-
-
-def fingerprint(spec: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict):
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def describe_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str:
-    a, b = _flatten(old), _flatten(new)
-    diffs = [f"{k}: cache has {a.get(k, '<absent>')!r}, now {b.get(k, '<absent>')!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
-    return "; ".join(diffs[:8]) + (f"; and {len(diffs) - 8} more" if len(diffs) > 8 else "")
 
 
 # --- samples ---------------------------------------------------------------------------------------
@@ -151,11 +93,12 @@ class FeatureCache:
     failed: dict[str, str] = field(default_factory=dict)
     bad_shards: dict[str, str] = field(default_factory=dict)
     _handles: dict[str, Any] = field(default_factory=dict, repr=False)
+    _fingerprint_ok: set[str] = field(default_factory=set, repr=False)  # shards whose header was checked
     _pid: int = field(default=-1, repr=False)
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
-    def open(cls, folder: str | Path, model_cfg: Any, data_cfg: Any, create: bool = False) -> "FeatureCache":
+    def open(cls, folder: str | Path, model_cfg: Any, data_cfg: Any, create: bool = False) -> FeatureCache:
         """Open (or with `create`, start) the cache at `folder`; refuse one made with other settings."""
         folder = Path(folder).expanduser()
         spec = cache_spec(model_cfg, data_cfg)
@@ -164,7 +107,9 @@ class FeatureCache:
             try:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as err:
-                raise CacheMismatchError(f"feature cache {folder}: meta.json is unreadable ({err}); delete the folder to rebuild") from err
+                raise CacheMismatchError(
+                    f"feature cache {folder}: meta.json is unreadable ({err}); delete the folder to rebuild"
+                ) from err
             if meta.get("fingerprint") != fingerprint(spec):
                 raise CacheMismatchError(
                     f"feature cache {folder} was built with different settings and cannot be reused: "
@@ -191,8 +136,8 @@ class FeatureCache:
         """Read index.json plus every rank's journal (entries written since the last merge)."""
         self.samples, self.shards, self.failed = {}, {}, {}
         index_path = self.folder / "index.json"
-        if index_path.is_file():
-            index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = self._read_index(index_path)
+        if index:
             for name, info in index.get("shards", {}).items():
                 self._add_shard(name, info)
             self.failed.update(index.get("failed", {}))
@@ -209,14 +154,38 @@ class FeatureCache:
                     self.failed[item["failed"]] = item["reason"]
         self._check_shard_sizes()
 
+    def _read_index(self, index_path: Path) -> dict[str, Any]:
+        """index.json, or {} when it is absent; a torn or unreadable one (a full disk, a copy cut short) is moved
+        ignored with one warning, so its samples are recomputed by the next build and its merge rewrites it."""
+        if not index_path.is_file():
+            return {}
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+            if not isinstance(index, dict) or not isinstance(index.get("shards", {}), dict):
+                raise ValueError("not an index object")
+            return index
+        except (ValueError, UnicodeDecodeError) as err:
+            logger.warning(
+                "feature cache %s: index.json is unreadable (%s); its samples will be recomputed by the next build",
+                self.folder,
+                err,
+            )
+            return {}  # (the next merge rewrites it)
+
     def _add_shard(self, name: str, info: dict[str, Any]) -> None:
-        self.shards[name] = {"sha256": info["sha256"], "bytes": info["bytes"], "keys": info["keys"], "media": info["media"]}
+        self.shards[name] = {
+            "sha256": info["sha256"],
+            "bytes": info["bytes"],
+            "keys": info["keys"],
+            "media": info["media"],
+        }
         for row, key in enumerate(info["keys"]):
             self.samples[key] = Entry(name, row, info["media"][row])
             self.failed.pop(key, None)
 
     def _check_shard_sizes(self) -> None:
-        """Cheap check on open: a missing or truncated shard is marked bad (full hashes: `verify`)."""
+        """Cheap check on open: a missing or truncated shard, or one written under another fingerprint, is marked
+        bad (full hashes: `verify`). The fingerprint is read from the shard's header (a few KB, once per shard)."""
         self.bad_shards = {}
         for name, info in self.shards.items():
             path = self.folder / "shards" / name
@@ -225,6 +194,12 @@ class FeatureCache:
                 self.bad_shards[name] = "file is missing"
             elif size != info["bytes"]:
                 self.bad_shards[name] = f"file has {size} bytes, expected {info['bytes']} (truncated or overwritten)"
+            elif name not in self._fingerprint_ok:
+                reason = shard_fingerprint_problem(path, self.spec)
+                if reason:
+                    self.bad_shards[name] = reason
+                else:
+                    self._fingerprint_ok.add(name)
 
     def verify(self) -> dict[str, str]:
         """Hash every shard; drop bad ones from the index (their samples become missing). Returns
@@ -235,8 +210,13 @@ class FeatureCache:
                 self.bad_shards[name] = "sha256 differs from the index (corrupt)"
         bad = dict(self.bad_shards)
         for name, reason in bad.items():
-            logger.warning("feature cache %s: shard %s is bad (%s); its %d samples will be recomputed",
-                           self.folder, name, reason, len(self.shards[name]["keys"]))
+            logger.warning(
+                "feature cache %s: shard %s is bad (%s); its %d samples will be recomputed",
+                self.folder,
+                name,
+                reason,
+                len(self.shards[name]["keys"]),
+            )
             for key in self.shards.pop(name)["keys"]:
                 if self.samples.get(key) and self.samples[key].shard == name:
                     del self.samples[key]
@@ -254,16 +234,27 @@ class FeatureCache:
         expected = set(self.streams.values())
         if set(feats) != expected:
             raise ValueError(f"shard features {sorted(feats)} do not match the cache streams {sorted(expected)}")
-        tensors = {k: v.detach().to("cpu", torch.float32).clone(memory_format=torch.contiguous_format) for k, v in feats.items()}
+        tensors = {
+            k: v.detach().to("cpu", torch.float32).clone(memory_format=torch.contiguous_format)
+            for k, v in feats.items()
+        }
         for name, tensor in tensors.items():
             if tensor.shape[0] != len(keys):
                 raise ValueError(f"{name} has {tensor.shape[0]} rows for {len(keys)} samples")
-        data = save(tensors, metadata={"fingerprint": fingerprint(self.spec)})
+        data = save(tensors, metadata={"fingerprint": fingerprint(self.spec), "spec": json.dumps(self.spec)})
         name = f"r{rank:05d}-{uuid.uuid4().hex[:16]}.safetensors"
+        # a full disk raises here (naming the shard): its temporary file is removed and nothing is journaled
         write_bytes_atomic(self.folder / "shards" / name, data)
-        entry = {"shard": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "keys": keys, "media": media}
+        entry = {
+            "shard": name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "keys": keys,
+            "media": media,
+        }
         self._journal(rank, entry)
         self._add_shard(name, entry)
+        self._fingerprint_ok.add(name)
         return name
 
     def write_failure(self, rank: int, key: str, reason: str) -> None:
@@ -289,6 +280,7 @@ class FeatureCache:
         write_bytes_atomic(self.folder / "index.json", json.dumps(index).encode())
         for journal in (self.folder / "journal").glob("rank-*.jsonl"):
             journal.unlink()
+        (self.folder / "shards").mkdir(exist_ok=True)  # a deleted shards/ folder: its samples were just dropped
         for path in (self.folder / "shards").iterdir():
             if path.name not in live:  # orphans of killed runs, temporary and .corrupt files
                 path.unlink()
@@ -304,7 +296,9 @@ class FeatureCache:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise RuntimeError(f"feature cache {self.folder} is being built by another process; wait for it to finish") from None
+            raise RuntimeError(
+                f"feature cache {self.folder} is being built by another process; wait for it to finish"
+            ) from None
         return handle
 
     # -- reading --------------------------------------------------------------------------------
@@ -330,15 +324,22 @@ class FeatureCache:
         """{feature key: float32 [T, D]} of one sample, or a DataError saying why it is unavailable."""
         entry = self.samples.get(key)
         if entry is None:
-            why = f"its media failed during the cache build ({self.failed[key]})" if key in self.failed else REBUILD_HINT
+            why = (
+                f"its media failed during the cache build ({self.failed[key]})" if key in self.failed else REBUILD_HINT
+            )
             raise DataError(f"not in feature cache {self.folder}: {why}", sample=key)
         if entry.shard in self.bad_shards:
-            raise DataError(f"feature cache shard {entry.shard} is bad ({self.bad_shards[entry.shard]}); {REBUILD_HINT}", sample=key)
+            raise DataError(
+                f"feature cache shard {entry.shard} is bad ({self.bad_shards[entry.shard]}); {REBUILD_HINT}", sample=key
+            )
         try:
             handle = self._handle(entry.shard)
             return {name: handle.get_slice(name)[entry.row].clone() for name in self.streams.values()}
         except Exception as err:
-            raise DataError(f"cannot read feature cache shard {entry.shard} ({type(err).__name__}: {err}); {REBUILD_HINT}", sample=key) from err
+            raise DataError(
+                f"cannot read feature cache shard {entry.shard} ({type(err).__name__}: {err}); {REBUILD_HINT}",
+                sample=key,
+            ) from err
 
     def features(self, record: Record) -> dict[str, torch.Tensor]:
         return self.get(cache_key(record))

@@ -100,7 +100,14 @@ class ResultWriter:
     def _check_resumable(self) -> None:
         old = read_meta(self.path)
         if old is None:
-            return
+            if self.path.stat().st_size == 0:  # an empty file holds no answers to credit to anyone
+                return
+            # Written by something else (another tool, a copied file, a lost sidecar): nothing says which checkpoint
+            # and settings produced its answers, so adopting them would credit foreign answers to this run.
+            raise ValueError(
+                f"{self.path} has no {meta_path(self.path).name}, so the checkpoint and settings behind its answers "
+                "are unknown and they cannot be resumed; use another --out, or move the file away to start over."
+            )
         changed = [k for k in RESUME_KEYS if old.get(k) != self.meta.get(k)]
         if changed:
             details = "; ".join(f"{k}: {old.get(k)!r} -> {self.meta.get(k)!r}" for k in changed)
@@ -118,17 +125,21 @@ class ResultWriter:
         if not rows:
             return
         new_file = not self.path.exists() or self.path.stat().st_size == 0
-        with self.path.open("a", encoding="utf-8", newline="") as handle:
-            if self.path.suffix.lower() == ".csv":
-                writer = csv.writer(handle, lineterminator="\n")
-                if new_file:
-                    writer.writerow(["name", "response"])
-                writer.writerows(rows)
-            else:
-                for name, response in rows:
-                    handle.write(json.dumps({"name": name, "response": response}, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with self.path.open("a", encoding="utf-8", newline="") as handle:
+                if self.path.suffix.lower() == ".csv":
+                    writer = csv.writer(handle, lineterminator="\n")
+                    if new_file:
+                        writer.writerow(["name", "response"])
+                    writer.writerows(rows)
+                else:
+                    for name, response in rows:
+                        handle.write(json.dumps({"name": name, "response": response}, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as err:  # e.g. a full disk: the CLI says "no space left on ... while writing <results>"
+            err.writing = str(self.path)  # (a partial last row is cut by the next run, see the module docstring)
+            raise
         self.done.update(rows)
 
 
