@@ -83,7 +83,9 @@ class AffectDataset(Dataset):
             feature_cache = FeatureCache.open(data_cfg.feature_cache, model_cfg, data_cfg)
         absent = [s for s in self.mode.streams if feature_cache is not None and s not in feature_cache.streams]
         if absent:
-            raise ValueError(f"feature cache {feature_cache.folder} holds {sorted(feature_cache.streams)}, not {absent}")
+            raise ValueError(
+                f"feature cache {feature_cache.folder} holds {sorted(feature_cache.streams)}, not {absent}"
+            )
         self.feature_cache = feature_cache
         self.n_query = prompts.n_query_from_config(model_cfg)
         self.epoch = 0
@@ -96,7 +98,9 @@ class AffectDataset(Dataset):
         for key in PLACEHOLDERS:
             token_id = tokenizer.convert_tokens_to_ids(PLACEHOLDERS[key])
             if token_id is None or token_id == tokenizer.unk_token_id:
-                raise ValueError(f"tokenizer lacks {PLACEHOLDERS[key]}: build it with affectgpt.model.tokenizer.load_tokenizer")
+                raise ValueError(
+                    f"tokenizer lacks {PLACEHOLDERS[key]}: build it with affectgpt.model.tokenizer.load_tokenizer"
+                )
             self._placeholder_counts[token_id] = counts.get(key, 0)
 
     def _media_pairing(self) -> list[int]:
@@ -249,7 +253,9 @@ class Collator:
         prompt_style: str = "official",
     ):
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None or tokenizer.bos_token_id is None:
-            raise ValueError("the tokenizer needs bos, eos and pad tokens (use affectgpt.model.tokenizer.load_tokenizer)")
+            raise ValueError(
+                "the tokenizer needs bos, eos and pad tokens (use affectgpt.model.tokenizer.load_tokenizer)"
+            )
         self.pad_id = tokenizer.pad_token_id
         self.bos_id = tokenizer.bos_token_id
         self.eos_id = tokenizer.eos_token_id

@@ -179,7 +179,8 @@ def _torchaudio_works() -> bool:
     except Exception as err:  # noqa: BLE001 - any failure means "use the fallback decoders", and is logged
         logger.warning(
             "torchaudio.load is unavailable (%s: %s); decoding audio with soundfile (wav) / PyAV (other) instead",
-            type(err).__name__, _first_line(err),
+            type(err).__name__,
+            _first_line(err),
         )
         return False
 
@@ -286,7 +287,8 @@ def _check_wav_complete(path: Path, sample: str | None) -> None:
                 if block and length != 0xFFFFFFFF and length > held:
                     raise DataError(
                         f"audio truncated: header says {length // block} samples, file holds {held // block}",
-                        sample=sample, path=path,
+                        sample=sample,
+                        path=path,
                     )
                 return
             pos += 8 + length + (length & 1)  # RIFF chunks are padded to an even size
@@ -354,7 +356,9 @@ def load_image(path: str | Path, size: int = 224, *, sample: str | None = None) 
         with Image.open(path) as image:
             rgb = image.convert("RGB").resize((size, size))
     except Exception as err:  # PIL.UnidentifiedImageError, truncated files, decoder errors
-        raise DataError(f"cannot read image ({type(err).__name__}: {_first_line(err)})", sample=sample, path=path) from err
+        raise DataError(
+            f"cannot read image ({type(err).__name__}: {_first_line(err)})", sample=sample, path=path
+        ) from err
     return np.array(rgb, dtype=np.uint8)[None]  # a writable copy (np.asarray of a PIL image is read-only)
 
 

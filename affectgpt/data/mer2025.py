@@ -185,9 +185,7 @@ def unsafe_names(names: list[str], source: Path, on_error: str, skips: SkipLog) 
     return bad
 
 
-def _mismatch(
-    names: list[str], present: set[str], source: Path, on_error: str, skips: SkipLog
-) -> set[str]:
+def _mismatch(names: list[str], present: set[str], source: Path, on_error: str, skips: SkipLog) -> set[str]:
     """Names absent from `source`: one error listing them, or one counted skip per name."""
     absent = [n for n in names if n not in present]
     if absent and on_error == "raise":

@@ -89,23 +89,32 @@ MODES: dict[str, Mode] = {
         Mode("frame_text", ("frame_alone_lower", "subtitle"), ("frames",), human_prefix=False),
         Mode("multiface_text", ("multi", "subtitle"), ("faces", "audio"), multi_visual="faces"),
         Mode(
-            "multiface_audio_face_text", ("multi", "audio", "face", "subtitle"), ("faces", "audio"),
-            multi_visual="faces", frame_twin="multiframe_audio_frame_text",
+            "multiface_audio_face_text",
+            ("multi", "audio", "face", "subtitle"),
+            ("faces", "audio"),
+            multi_visual="faces",
+            frame_twin="multiframe_audio_frame_text",
         ),  # the official headline recipe
         Mode(
-            "multiframe_audio_frame_text", ("multi", "audio", "frame", "subtitle"), ("frames", "audio"),
+            "multiframe_audio_frame_text",
+            ("multi", "audio", "frame", "subtitle"),
+            ("frames", "audio"),
             multi_visual="frames",
         ),
         Mode(
-            "multiface_audio_face_frame_text", ("multi", "audio", "face", "frame", "subtitle"),
-            ("faces", "frames", "audio"), multi_visual="faces",
+            "multiface_audio_face_frame_text",
+            ("multi", "audio", "face", "frame", "subtitle"),
+            ("faces", "frames", "audio"),
+            multi_visual="faces",
         ),
     )
 }
 
 
 if set(MODES) != set(typing.get_args(FaceOrFrame)):  # the config's choices and this table must name the same modes
-    raise RuntimeError(f"affectgpt.data.modes and config.FaceOrFrame disagree: {set(MODES) ^ set(typing.get_args(FaceOrFrame))}")
+    raise RuntimeError(
+        f"affectgpt.data.modes and config.FaceOrFrame disagree: {set(MODES) ^ set(typing.get_args(FaceOrFrame))}"
+    )
 
 
 def get_mode(face_or_frame: str) -> Mode:

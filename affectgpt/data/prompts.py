@@ -58,12 +58,13 @@ def valence_question(minval: float, maxval: float) -> str:
     return (
         f"{VALENCE_PREFIX}The output should be a {FLOATING}-point number ranging from {minval} to {maxval}. "
         f"Here, {minval} indicates extremely negative emotions, 0 indicates neutral emotions, "
-        f"and {maxval} indicates extremely positive emotions. Please provide your judgment as a {FLOATING}-point number."
+        f"and {maxval} indicates extremely positive emotions. "
+        f"Please provide your judgment as a {FLOATING}-point number."
     )
 
 
 def ovlabel_answer(labels: list[str] | None) -> str:
-    """"The character's emotional state is a, b." Empty or missing labels become "neutral" (official)."""
+    """ "The character's emotional state is a, b." Empty or missing labels become "neutral" (official)."""
     labels = [label.strip() for label in (labels or []) if label and label.strip()]
     return f"The character's emotional state is {', '.join(labels) if labels else 'neutral'}."
 

@@ -14,8 +14,9 @@ import importlib
 import io
 import pickle
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -32,8 +33,20 @@ _NUMPY_ALLOWED = {
     ("numpy._core.numeric", "_frombuffer"),
 }
 _BUILTINS_ALLOWED = {
-    "dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray",
-    "int", "float", "complex", "bool", "slice", "range",
+    "dict",
+    "list",
+    "tuple",
+    "set",
+    "frozenset",
+    "str",
+    "bytes",
+    "bytearray",
+    "int",
+    "float",
+    "complex",
+    "bool",
+    "slice",
+    "range",
 }
 _OTHER_ALLOWED = {
     ("collections", "OrderedDict"),

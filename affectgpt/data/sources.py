@@ -40,8 +40,11 @@ def read_dataset(
     samples."""
     if name.lower() in MER2025_FILES:
         return read_mer2025(
-            root, dataset=name.lower(), subtitle_language=subtitle_language,
-            allow_empty_subtitle=allow_empty_subtitle, **kwargs,
+            root,
+            dataset=name.lower(),
+            subtitle_language=subtitle_language,
+            allow_empty_subtitle=allow_empty_subtitle,
+            **kwargs,
         )
     return read_unibench(name, root, **kwargs)
 
@@ -78,8 +81,13 @@ def training_records(
     """(train, val) records per data.train_dataset / data.val_dataset (split | ovmerd | a MER-UniBench name).
 
     `reports`, if given, receives one ReadReport per file set read (NA cells, empty subtitles, warnings)."""
-    kwargs = {"subtitle_language": data_cfg.subtitle_language, "on_error": data_cfg.on_error, "skips": skips,
-              "allow_empty_subtitle": EMPTY_SUBTITLES[data_cfg.empty_subtitles]}
+    kwargs = {
+        "subtitle_language": data_cfg.subtitle_language,
+        "on_error": data_cfg.on_error,
+        "skips": skips,
+        "allow_empty_subtitle": EMPTY_SUBTITLES[data_cfg.empty_subtitles],
+    }
+
     def read(name: str, root: str) -> list[Record]:
         report = ReadReport()
         if reports is not None:
@@ -161,7 +169,9 @@ def select_record_sets(
         if not names:
             raise ValueError("--split test needs data.unibench_roots in the config (or --dataset NAME --data-root DIR)")
         if missing:
-            logger.warning("--split test: no data.unibench_roots entry for %s; they are not inferred", ", ".join(missing))
+            logger.warning(
+                "--split test: no data.unibench_roots entry for %s; they are not inferred", ", ".join(missing)
+            )
         return [read_record_set(data_cfg, n, None, skips) for n in names]
     if not datasets:
         raise ValueError("say what to answer: --split val|test, --dataset NAME [--data-root DIR], or --video FILE")

@@ -14,9 +14,15 @@ import numpy as np
 
 EMOTIONS = ("happy", "excited", "sad", "lonely", "angry", "annoyed", "worried", "scared", "surprised", "disgusted")
 SECONDARY = {
-    "happy": ("excited", "surprised"), "excited": ("happy", "surprised"), "sad": ("lonely", "worried"),
-    "lonely": ("sad",), "angry": ("annoyed", "disgusted"), "annoyed": ("angry", "disgusted"),
-    "worried": ("scared", "sad"), "scared": ("worried", "surprised"), "surprised": ("excited", "happy"),
+    "happy": ("excited", "surprised"),
+    "excited": ("happy", "surprised"),
+    "sad": ("lonely", "worried"),
+    "lonely": ("sad",),
+    "angry": ("annoyed", "disgusted"),
+    "annoyed": ("angry", "disgusted"),
+    "worried": ("scared", "sad"),
+    "scared": ("worried", "surprised"),
+    "surprised": ("excited", "happy"),
     "disgusted": ("annoyed", "angry"),
 }
 FPS, N_FRAMES, SIZE, N_FACES, SECONDS, SAMPLE_RATE = 8, 24, 112, 12, 3.0, 16000
@@ -43,28 +49,171 @@ class Cue:
 
 
 CUES = {
-    "happy": Cue((240, 210, 40), "warm yellow", "circle", (255, 255, 255), "a white circle", "linear", (0, -3),
-                 "bounces upward quickly", 800, 4, 0.55, "a high-pitched tone in quick, bright beeps", 2000),
-    "excited": Cue((250, 110, 20), "bright orange", "cross", (255, 255, 255), "a white cross", "linear", (4, -4),
-                   "darts diagonally at high speed", 950, 6, 0.7, "a very high tone in rapid, loud beeps", 2170),
-    "sad": Cue((20, 40, 150), "deep blue", "hbar", (160, 170, 200), "a pale bar", "linear", (0, 1),
-               "sinks slowly downward", 200, 1, 0.25, "a very low, quiet tone in slow beeps", 2340),
-    "lonely": Cue((110, 60, 170), "muted purple", "ring", (200, 190, 220), "a hollow ring", "linear", (-1, 0),
-                  "drifts slowly to the left", 240, 1, 0.2, "a low, faint tone in sparse beeps", 2510),
-    "angry": Cue((200, 20, 20), "harsh red", "square", (20, 20, 20), "a black square", "shake", (7, 0),
-                 "shakes violently from side to side", 400, 5, 0.7, "a mid-low tone in loud, hammering beeps", 2680),
-    "annoyed": Cue((150, 70, 40), "dull brown", "triangle", (230, 200, 160), "a beige triangle", "linear", (2, 0),
-                   "jerks to the right", 340, 4, 0.45, "a mid-low tone in clipped, insistent beeps", 2850),
-    "worried": Cue((60, 140, 140), "murky teal", "diamond", (230, 230, 230), "a light diamond", "circle", (14, 0),
-                   "circles restlessly", 475, 3, 0.35, "a wavering mid tone in uneasy beeps", 3020),
-    "scared": Cue((20, 20, 20), "near-black", "vbar", (220, 220, 220), "a thin pale bar", "tremble", (3, 0),
-                  "trembles in place", 565, 6, 0.5, "a high, tense tone in rapid beeps", 3190),
-    "surprised": Cue((240, 100, 200), "vivid pink", "xshape", (255, 255, 255), "a white X", "grow", (1.6, 0),
-                     "pops out and grows fast", 670, 2, 0.6, "a high tone in sudden, loud bursts", 3360),
-    "disgusted": Cue((90, 150, 30), "sickly olive green", "dots", (60, 40, 20), "a cluster of dark dots", "linear",
-                     (-2, 2), "slides away down-left", 285, 2, 0.35, "a low, nasal tone in sluggish beeps", 3530),
-    "neutral": Cue((128, 128, 128), "plain grey", "square", (100, 100, 100), "a grey square", "static", (0, 0),
-                   "stays still", 160, 0, 0.3, "a steady, soft mid tone", 1800),
+    "happy": Cue(
+        (240, 210, 40),
+        "warm yellow",
+        "circle",
+        (255, 255, 255),
+        "a white circle",
+        "linear",
+        (0, -3),
+        "bounces upward quickly",
+        800,
+        4,
+        0.55,
+        "a high-pitched tone in quick, bright beeps",
+        2000,
+    ),
+    "excited": Cue(
+        (250, 110, 20),
+        "bright orange",
+        "cross",
+        (255, 255, 255),
+        "a white cross",
+        "linear",
+        (4, -4),
+        "darts diagonally at high speed",
+        950,
+        6,
+        0.7,
+        "a very high tone in rapid, loud beeps",
+        2170,
+    ),
+    "sad": Cue(
+        (20, 40, 150),
+        "deep blue",
+        "hbar",
+        (160, 170, 200),
+        "a pale bar",
+        "linear",
+        (0, 1),
+        "sinks slowly downward",
+        200,
+        1,
+        0.25,
+        "a very low, quiet tone in slow beeps",
+        2340,
+    ),
+    "lonely": Cue(
+        (110, 60, 170),
+        "muted purple",
+        "ring",
+        (200, 190, 220),
+        "a hollow ring",
+        "linear",
+        (-1, 0),
+        "drifts slowly to the left",
+        240,
+        1,
+        0.2,
+        "a low, faint tone in sparse beeps",
+        2510,
+    ),
+    "angry": Cue(
+        (200, 20, 20),
+        "harsh red",
+        "square",
+        (20, 20, 20),
+        "a black square",
+        "shake",
+        (7, 0),
+        "shakes violently from side to side",
+        400,
+        5,
+        0.7,
+        "a mid-low tone in loud, hammering beeps",
+        2680,
+    ),
+    "annoyed": Cue(
+        (150, 70, 40),
+        "dull brown",
+        "triangle",
+        (230, 200, 160),
+        "a beige triangle",
+        "linear",
+        (2, 0),
+        "jerks to the right",
+        340,
+        4,
+        0.45,
+        "a mid-low tone in clipped, insistent beeps",
+        2850,
+    ),
+    "worried": Cue(
+        (60, 140, 140),
+        "murky teal",
+        "diamond",
+        (230, 230, 230),
+        "a light diamond",
+        "circle",
+        (14, 0),
+        "circles restlessly",
+        475,
+        3,
+        0.35,
+        "a wavering mid tone in uneasy beeps",
+        3020,
+    ),
+    "scared": Cue(
+        (20, 20, 20),
+        "near-black",
+        "vbar",
+        (220, 220, 220),
+        "a thin pale bar",
+        "tremble",
+        (3, 0),
+        "trembles in place",
+        565,
+        6,
+        0.5,
+        "a high, tense tone in rapid beeps",
+        3190,
+    ),
+    "surprised": Cue(
+        (240, 100, 200),
+        "vivid pink",
+        "xshape",
+        (255, 255, 255),
+        "a white X",
+        "grow",
+        (1.6, 0),
+        "pops out and grows fast",
+        670,
+        2,
+        0.6,
+        "a high tone in sudden, loud bursts",
+        3360,
+    ),
+    "disgusted": Cue(
+        (90, 150, 30),
+        "sickly olive green",
+        "dots",
+        (60, 40, 20),
+        "a cluster of dark dots",
+        "linear",
+        (-2, 2),
+        "slides away down-left",
+        285,
+        2,
+        0.35,
+        "a low, nasal tone in sluggish beeps",
+        3530,
+    ),
+    "neutral": Cue(
+        (128, 128, 128),
+        "plain grey",
+        "square",
+        (100, 100, 100),
+        "a grey square",
+        "static",
+        (0, 0),
+        "stays still",
+        160,
+        0,
+        0.3,
+        "a steady, soft mid tone",
+        1800,
+    ),
 }
 NEUTRAL_SUBTITLES = (
     ("I went to the station this morning.", "我今天早上去了车站。"),
@@ -117,8 +266,13 @@ def _shape_mask(shape: str, dx: np.ndarray, dy: np.ndarray, r: float) -> np.ndar
     if shape == "triangle":
         return (ay <= r) & (ax <= (dy + r) / 2)
     if shape == "dots":
-        return np.any([((dx - ox) ** 2 + (dy - oy) ** 2) <= (r / 3) ** 2 for ox, oy in
-                       [(-r / 2, -r / 2), (r / 2, -r / 2), (0, r / 2)]], axis=0)
+        return np.any(
+            [
+                ((dx - ox) ** 2 + (dy - oy) ** 2) <= (r / 3) ** 2
+                for ox, oy in [(-r / 2, -r / 2), (r / 2, -r / 2), (0, r / 2)]
+            ],
+            axis=0,
+        )
     raise ValueError(f"unknown shape {shape!r}")
 
 
@@ -177,7 +331,9 @@ def describe(spec: Spec) -> str:
     """The track3 `reason`: the cues in words, ending with the labels."""
     cue = CUES[spec.primary]
     corners = ("top-left", "top-right")
-    markers = "".join(f"; a small {CUES[s].colour_word} marker sits in the {c} corner" for s, c in zip(spec.secondary, corners))
+    markers = "".join(
+        f"; a small {CUES[s].colour_word} marker sits in the {c} corner" for s, c in zip(spec.secondary, corners)
+    )
     khz = [f"{CUES[s].overtone / 1000:.2f}" for s in spec.secondary]
     overtones = f", with a faint overtone at {' and '.join(khz)} kHz" if khz else ""
     return (

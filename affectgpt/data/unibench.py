@@ -70,17 +70,34 @@ UNIBENCH_ORDER = ("MER2023", "MER2024", "MELD", "IEMOCAPFour", "CMUMOSI", "CMUMO
 # Label sets of the discrete datasets in the official order: the onehot question with candidates lists them
 # (joined by ","), and the hit rate's secondary mscore uses them.
 DISCRETE_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "MER2023": _MER_6WAY, "MER2024": _MER_6WAY, "MELD": _MELD, "IEMOCAPFour": _IEMOCAP,
+    "MER2023": _MER_6WAY,
+    "MER2024": _MER_6WAY,
+    "MELD": _MELD,
+    "IEMOCAPFour": _IEMOCAP,
 }
 # (min, max) valence of the dimension datasets, as the official valence question states it.
-VALENCE_RANGES: dict[str, tuple[int, int]] = {"CMUMOSI": (-3, 3), "CMUMOSEI": (-3, 3), "SIMS": (-1, 1), "SIMSv2": (-1, 1)}
+VALENCE_RANGES: dict[str, tuple[int, int]] = {
+    "CMUMOSI": (-3, 3),
+    "CMUMOSEI": (-3, 3),
+    "SIMS": (-1, 1),
+    "SIMSv2": (-1, 1),
+}
 
 
 def _sentiment(name: str, size: int, video_dir: str) -> UnibenchSpec:
     return UnibenchSpec(
-        name, "dimension", "label.npz", "test_corpus", size, POLISH_CSV, "english", (video_dir,),
+        name,
+        "dimension",
+        "label.npz",
+        "test_corpus",
+        size,
+        POLISH_CSV,
+        "english",
+        (video_dir,),
         train_keys=("train_corpus", "val_corpus"),
     )
+
+
 UNIBENCH: dict[str, UnibenchSpec] = {
     spec.name: spec
     for spec in (
@@ -88,20 +105,52 @@ UNIBENCH: dict[str, UnibenchSpec] = {
             "OVMERDPlus", "ovlabel", "ovlabel.csv", "openset", 532, "subtitle_eng.csv", "sentence", ("video",)
         ),
         UnibenchSpec(
-            "MER2023", "discrete", "label-6way.npz", "test1_corpus", 411, POLISH_CSV, "english", ("video",),
+            "MER2023",
+            "discrete",
+            "label-6way.npz",
+            "test1_corpus",
+            411,
+            POLISH_CSV,
+            "english",
+            ("video",),
             train_keys=("train_corpus",),
         ),
         UnibenchSpec(
-            "MER2024", "discrete", "label-6way.npz", "test1_corpus", 1169, "transcription_merge.csv", "chinese",
-            ("video",), train_keys=("train_corpus",),
+            "MER2024",
+            "discrete",
+            "label-6way.npz",
+            "test1_corpus",
+            1169,
+            "transcription_merge.csv",
+            "chinese",
+            ("video",),
+            train_keys=("train_corpus",),
         ),
         UnibenchSpec(
-            "MELD", "discrete", "label.npz", "test_corpus", 2610, POLISH_CSV, "english", ("subvideo",),
-            audio_dirs=("subaudio", "audio"), label_names=_MELD, train_keys=("train_corpus", "val_corpus"),
+            "MELD",
+            "discrete",
+            "label.npz",
+            "test_corpus",
+            2610,
+            POLISH_CSV,
+            "english",
+            ("subvideo",),
+            audio_dirs=("subaudio", "audio"),
+            label_names=_MELD,
+            train_keys=("train_corpus", "val_corpus"),
         ),
         UnibenchSpec(
-            "IEMOCAPFour", "discrete", "label_4way.npz", "whole_corpus", 1241, POLISH_CSV, "english",
-            ("subvideo-tgt",), video_exts=(".avi", ".mp4"), label_names=_IEMOCAP, test_session="5",
+            "IEMOCAPFour",
+            "discrete",
+            "label_4way.npz",
+            "whole_corpus",
+            1241,
+            POLISH_CSV,
+            "english",
+            ("subvideo-tgt",),
+            video_exts=(".avi", ".mp4"),
+            label_names=_IEMOCAP,
+            test_session="5",
         ),
         _sentiment("CMUMOSI", 686, "subvideo"),
         _sentiment("CMUMOSEI", 4659, "subvideo_new"),
