@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -293,3 +294,36 @@ def test_cli(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "cli" / "track_all_candidates.csv")) == 2
     assert not (tmp_path / "cli" / "unibench").exists()
+
+
+def test_biased_caption_world_keeps_media_and_clean_sets(tmp_path):
+    """caption_bias: MER-Caption+ labels gain the unsupported BIAS_LABEL at the configured rate; the media, the
+    OV-MERD labels and every other file equal the unbiased world's; the marker records the world."""
+    clean = synthetic.generate(tmp_path / "clean", n=40, seed=3, unibench=False)
+    biased = synthetic.generate(tmp_path / "biased", n=40, seed=3, unibench=False, caption_bias=1.0)
+    truth = pd.read_csv(clean / "track2_train_mercaptionplus.csv").set_index("name")["openset"]
+    noisy = pd.read_csv(biased / "track2_train_mercaptionplus.csv").set_index("name")["openset"]
+    assert list(truth.index) == list(noisy.index)
+    bias = synthetic.BIAS_LABEL
+    for name in truth.index:
+        true_labels = truth[name].strip("[]").split(", ")
+        expected = true_labels if bias in true_labels else [*true_labels, bias]  # bias 1.0: every sample lacking it
+        assert noisy[name] == "[" + ", ".join(expected) + "]", name
+    reasons = pd.read_csv(biased / "track3_train_mercaptionplus.csv").set_index("name")["reason"]
+    assert all(reasons[n].endswith(f"feels {noisy[n].strip('[]')}.") for n in noisy.index)
+    for same in ("track2_train_ovmerd.csv", "track3_train_ovmerd.csv", "subtitle_chieng.csv"):
+        assert (clean / same).read_bytes() == (biased / same).read_bytes(), same
+    name = truth.index[0]
+    assert (clean / "audio" / f"{name}.wav").read_bytes() == (biased / "audio" / f"{name}.wav").read_bytes()
+    assert json.loads((biased / ".complete").read_text())["caption_bias"] == 1.0
+    assert "caption_bias" not in json.loads((clean / ".complete").read_text())  # old demo markers stay valid
+    specs = [s for s in synthetic._specs("s", 4000, np.random.default_rng(0)) if bias not in s.labels]
+    half = synthetic.machine_labels(specs, 0.5, seed=1)
+    rate = np.mean([half[s.name] == [*s.labels, bias] for s in specs])
+    assert abs(rate - 0.5) < 0.03, rate  # 3 sigma of a binomial rate over >= 3000 draws is <= 0.027
+
+
+def test_demo_worlds_are_located_by_folder_name():
+    assert synthetic.demo_world("data/demo") == {}
+    assert synthetic.demo_world("./data/demo_rl/")["caption_bias"] == 0.6
+    assert synthetic.demo_world("data/mer2025") is None

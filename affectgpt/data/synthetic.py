@@ -105,24 +105,43 @@ def _csv(path: Path, columns: list[str], rows: list) -> None:
     pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
 
 
-def _openset(spec: Spec) -> str:
-    return "[" + ", ".join(spec.labels) + "]"
+def _openset(labels: list[str]) -> str:
+    return "[" + ", ".join(labels) + "]"
 
 
-def write_mer2025(out: Path, n: int, seed: int) -> list[Spec]:
-    """The MER2025 folder: media + subtitle/track2/track3 CSVs; the last n//5 names form OV-MERD."""
+# The label a biased automatic annotator adds (caption_bias): it maps to its own level-1 group in every wheel
+# but W4 of the demo wheel, so an answer that repeats it loses precision on every sample that lacks it.
+BIAS_LABEL = "surprised"
+
+
+def machine_labels(specs: list[Spec], bias: float, seed: int) -> dict[str, list[str]]:
+    """MER-Caption+ labels as a biased automatic annotator writes them: with probability `bias` per sample it
+    appends BIAS_LABEL, which no cue supports. Drawn from their own RNG, so bias 0 leaves every other output as is."""
+    rng = np.random.default_rng([seed, 7])
+    draws = rng.random(len(specs))
+    return {
+        s.name: s.labels + [BIAS_LABEL] if draw < bias and BIAS_LABEL not in s.labels else s.labels
+        for s, draw in zip(specs, draws)
+    }
+
+
+def write_mer2025(out: Path, n: int, seed: int, caption_bias: float = 0.0) -> list[Spec]:
+    """The MER2025 folder: media + subtitle/track2/track3 CSVs; the last n//5 names form OV-MERD (always the
+    true labels); `caption_bias` > 0 gives the MER-Caption+ part the labels of a biased annotator."""
     rng = np.random.default_rng([seed, 0])
     specs = _specs("sample_", n, rng)
     for i, spec in enumerate(specs):
         _write_sample(out, spec, [seed, 0, i], nested_face=True)
     n_ovmerd = max(n // 5, 1) if n > 1 else 0
     caption, ovmerd = specs[: n - n_ovmerd], specs[n - n_ovmerd :]
+    labels = {s.name: s.labels for s in specs} | machine_labels(caption, caption_bias, seed)
     names = [s.name for s in specs]
     _csv(out / "subtitle_chieng.csv", ["name", "chinese", "english"], _subtitles(names, rng))
     _csv(out / "track_all_candidates.csv", ["name"], [[name] for name in names])
     for tag, part in (("mercaptionplus", caption), ("ovmerd", ovmerd)):
-        _csv(out / f"track2_train_{tag}.csv", ["name", "openset"], [(s.name, _openset(s)) for s in part])
-        _csv(out / f"track3_train_{tag}.csv", ["name", "reason"], [(s.name, describe(s)) for s in part])
+        _csv(out / f"track2_train_{tag}.csv", ["name", "openset"], [(s.name, _openset(labels[s.name])) for s in part])
+        rows = [(s.name, describe(s, labels[s.name])) for s in part]
+        _csv(out / f"track3_train_{tag}.csv", ["name", "reason"], rows)
     return specs
 
 
@@ -166,14 +185,14 @@ def _valence(emotion: str, rng: np.random.Generator) -> float:
     return magnitude if emotion in POSITIVE else -magnitude
 
 
-def write_unibench(root: Path, dataset: str, seed: int) -> None:
+def write_unibench(root: Path, dataset: str, seed: int, n_ovmerdplus: int = N_UNIBENCH) -> None:
     """One small MER-UniBench test folder in the official format of `dataset` (reference §3.2-3.3): the official
     releases' folder names (video `video` / `subvideo` / `subvideo-tgt` (.avi) / `subvideo_new` / `video_new`;
     audio `subaudio` for MELD, else `audio`) and label / subtitle files."""
     key = UNIBENCH.index(dataset) + 1
     rng = np.random.default_rng([seed, key])
     video_dir, video_ext, audio_dir, sub_file = "video", "mp4", "audio", "transcription-engchi-polish.csv"
-    n = N_UNIBENCH
+    n = n_ovmerdplus if dataset == "OVMERDPlus" else N_UNIBENCH
     if dataset == "OVMERDPlus":
         specs = _specs("sample_", n, rng)
     elif dataset in ("MER2023", "MER2024"):
@@ -214,7 +233,7 @@ def write_unibench(root: Path, dataset: str, seed: int) -> None:
         _write_sample(root, spec, [seed, key, i], video_dir=video_dir, video_ext=video_ext, audio_dir=audio_dir)
     subs = _subtitles([s.name for s in specs], rng)
     if dataset == "OVMERDPlus":
-        _csv(root / "ovlabel.csv", ["name", "openset"], [(s.name, _openset(s)) for s in specs])
+        _csv(root / "ovlabel.csv", ["name", "openset"], [(s.name, _openset(s.labels)) for s in specs])
         _csv(root / "subtitle_eng.csv", ["name", "sentence"], [(name, eng) for name, _, eng in subs])
     else:
         _csv(root / sub_file, ["name", "chinese", "english"], subs)
@@ -225,8 +244,23 @@ def write_unibench(root: Path, dataset: str, seed: int) -> None:
 MARKER, IN_PROGRESS, README = ".complete", ".generating", "DEMO_DATASET.md"
 
 
-def _params(n: int, seed: int, unibench: bool) -> dict:
-    return {"version": VERSION, "n": n, "seed": seed, "unibench": unibench}
+# The named demo worlds train.py generates on first use (data/<name>): `demo` is the SFT demo; `demo_rl` gives RL
+# something SFT cannot learn from its own labels: a biased MER-Caption+ annotator (60% of its samples carry an
+# unsupported "surprised"), clean OV-MERD labels for the GRPO prompts and a 48-sample OV-MERD+ set to validate on.
+DEMO_WORLDS: dict[str, dict] = {"demo": {}, "demo_rl": {"caption_bias": 0.6, "n_ovmerdplus": 48}}
+
+
+def demo_world(root: str | Path) -> dict | None:
+    """The generation settings when `root` is a demo world's location (`data/demo`, `data/demo_rl`), else None."""
+    path = Path(root).as_posix().rstrip("/")
+    return next((dict(kw) for name, kw in DEMO_WORLDS.items() if path.endswith(f"data/{name}")), None)
+
+
+def _params(n: int, seed: int, unibench: bool, caption_bias: float = 0.0, n_ovmerdplus: int = N_UNIBENCH) -> dict:
+    params = {"version": VERSION, "n": n, "seed": seed, "unibench": unibench}
+    if caption_bias or n_ovmerdplus != N_UNIBENCH:  # only then, so the markers of existing demo folders stay valid
+        params |= {"caption_bias": caption_bias, "n_ovmerdplus": n_ovmerdplus}
+    return params
 
 
 def _clear(out: Path) -> None:
@@ -239,7 +273,22 @@ def _clear(out: Path) -> None:
     shutil.rmtree(out)
 
 
-def _readme(n: int, seed: int, unibench: bool) -> str:
+def _world_flags(caption_bias: float, n_ovmerdplus: int) -> str:
+    flags = f" --caption-bias {caption_bias:g}" if caption_bias else ""
+    return flags + (f" --n-ovmerdplus {n_ovmerdplus}" if n_ovmerdplus != N_UNIBENCH else "")
+
+
+def _bias_note(caption_bias: float) -> str:
+    if not caption_bias:
+        return ""
+    return (
+        f"**Biased MER-Caption+ labels**: a simulated automatic annotator appended `{BIAS_LABEL}` (supported by no "
+        f"cue) to {caption_bias:.0%} of the MER-Caption+ samples that lack it; OV-MERD and MER-UniBench labels are "
+        "the true ones. A model fine-tuned on MER-Caption+ learns to add it; the RL demo removes it.\n\n"
+    )
+
+
+def _readme(n: int, seed: int, unibench: bool, caption_bias: float = 0.0, n_ovmerdplus: int = N_UNIBENCH) -> str:
     rows = "\n".join(
         f"| {e} | {c.colour_word} {c.colour} | {c.shape_word}, {c.motion_phrase} | {c.pitch:g} Hz, "
         f"{c.tempo:g} beeps/s, loudness {c.loudness:g} | {c.overtone:g} Hz |"
@@ -249,8 +298,10 @@ def _readme(n: int, seed: int, unibench: bool) -> str:
     folders = "MER-UniBench-style test folders: `unibench/<Dataset>/` for " + ", ".join(UNIBENCH) + "."
     unibench_line = folders if unibench else ""
     return (
-        f"# Synthetic demo dataset\n\nGenerated by `python -m affectgpt.data.synthetic --n {n} --seed {seed}`"
-        f"{'' if unibench else ' --no-unibench'} (rules version {VERSION}).\n\n"
+        f"# Synthetic demo dataset\n\nGenerated by `python -m affectgpt.data.synthetic --n {n} --seed {seed}"
+        f"{'' if unibench else ' --no-unibench'}{_world_flags(caption_bias, n_ovmerdplus)}`"
+        f" (rules version {VERSION}).\n\n"
+        f"{_bias_note(caption_bias)}"
         "MER2025 layout: `video/`, `audio/`, `openface_face/<name>/<name>.npy`, `subtitle_chieng.csv`, "
         "`track2_train_{mercaptionplus,ovmerd}.csv`, `track3_train_{mercaptionplus,ovmerd}.csv` (OV-MERD = the last "
         "n//5 names, disjoint from MER-Caption+), `track_all_candidates.csv` (all names).\n"
@@ -271,38 +322,52 @@ def _readme(n: int, seed: int, unibench: bool) -> str:
     )
 
 
-def generate(out: str | Path, n: int = 240, seed: int = 0, unibench: bool = True) -> Path:
+def generate(
+    out: str | Path,
+    n: int = 240,
+    seed: int = 0,
+    unibench: bool = True,
+    caption_bias: float = 0.0,
+    n_ovmerdplus: int = N_UNIBENCH,
+) -> Path:
     """(Re)generate the demo dataset at `out`; the `.complete` marker is written last."""
     out = Path(out)
     _clear(out)
     out.mkdir(parents=True)
     (out / IN_PROGRESS).write_text("generation in progress or interrupted\n")
-    write_mer2025(out, n, seed)
+    write_mer2025(out, n, seed, caption_bias)
     if unibench:
         for dataset in UNIBENCH:
-            write_unibench(out / "unibench" / dataset, dataset, seed)
-    (out / README).write_text(_readme(n, seed, unibench), encoding="utf-8")
-    (out / MARKER).write_text(json.dumps(_params(n, seed, unibench)) + "\n")
+            write_unibench(out / "unibench" / dataset, dataset, seed, n_ovmerdplus)
+    (out / README).write_text(_readme(n, seed, unibench, caption_bias, n_ovmerdplus), encoding="utf-8")
+    (out / MARKER).write_text(json.dumps(_params(n, seed, unibench, caption_bias, n_ovmerdplus)) + "\n")
     (out / IN_PROGRESS).unlink()
     return out
 
 
 def is_demo_root(root: str | Path) -> bool:
-    """True for the embedded demo dataset location (`data/demo`: generated on first use by train.py)."""
-    return Path(root).as_posix().rstrip("/").endswith("data/demo")
+    """True for a demo world's location (`data/demo`, `data/demo_rl`: generated on first use by train.py)."""
+    return demo_world(root) is not None
 
 
-def ensure_demo_dataset(out: str | Path, n: int = 240, seed: int = 0, unibench: bool = True) -> Path:
+def ensure_demo_dataset(
+    out: str | Path,
+    n: int = 240,
+    seed: int = 0,
+    unibench: bool = True,
+    caption_bias: float = 0.0,
+    n_ovmerdplus: int = N_UNIBENCH,
+) -> Path:
     """Generate only when `out` lacks a complete dataset with these parameters (partial folders are redone)."""
     out = Path(out)
     marker = out / MARKER
     if marker.is_file() and not (out / IN_PROGRESS).exists():
         try:
-            if json.loads(marker.read_text()) == _params(n, seed, unibench):
+            if json.loads(marker.read_text()) == _params(n, seed, unibench, caption_bias, n_ovmerdplus):
                 return out
         except json.JSONDecodeError:
             pass
-    return generate(out, n, seed, unibench)
+    return generate(out, n, seed, unibench, caption_bias, n_ovmerdplus)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,8 +376,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=240, help="number of MER2025-layout samples")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-unibench", action="store_true", help="skip the small MER-UniBench test folders")
+    parser.add_argument("--caption-bias", type=float, default=0.0, help=f"MER-Caption+ samples given {BIAS_LABEL!r}")
+    parser.add_argument("--n-ovmerdplus", type=int, default=N_UNIBENCH, help="samples of the OV-MERD+ test folder")
     args = parser.parse_args(argv)
-    path = generate(args.out, args.n, args.seed, unibench=not args.no_unibench)
+    if not 0.0 <= args.caption_bias <= 1.0:
+        parser.error(f"--caption-bias must be in [0, 1], got {args.caption_bias}")
+    path = generate(args.out, args.n, args.seed, not args.no_unibench, args.caption_bias, args.n_ovmerdplus)
     print(f"wrote {path}")
 
 

@@ -327,8 +327,8 @@ def render_audio(spec: Spec, rng: np.random.Generator, seconds: float = SECONDS,
     return np.clip(audio, -0.99, 0.99).astype(np.float32)
 
 
-def describe(spec: Spec) -> str:
-    """The track3 `reason`: the cues in words, ending with the labels."""
+def describe(spec: Spec, labels: list[str] | None = None) -> str:
+    """The track3 `reason`: the cues in words, ending with the labels (`labels`: the annotator's, when they differ)."""
     cue = CUES[spec.primary]
     corners = ("top-left", "top-right")
     markers = "".join(
@@ -338,7 +338,7 @@ def describe(spec: Spec) -> str:
     overtones = f", with a faint overtone at {' and '.join(khz)} kHz" if khz else ""
     return (
         f"In the video, the background glows {cue.colour_word} and {cue.shape_word} {cue.motion_phrase}{markers}. "
-        f"The audio is {cue.sound_phrase}{overtones}. Overall, the character feels {', '.join(spec.labels)}."
+        f"The audio is {cue.sound_phrase}{overtones}. Overall, the character feels {', '.join(labels or spec.labels)}."
     )
 
 

@@ -21,7 +21,7 @@ from affectgpt.cache import ensure_cache
 from affectgpt.config import Config, format_config
 from affectgpt.data.records import SkipLog
 from affectgpt.data.sources import training_records
-from affectgpt.data.synthetic import ensure_demo_dataset, is_demo_root
+from affectgpt.data.synthetic import demo_world, ensure_demo_dataset
 from affectgpt.files import append_jsonl, fsync_path
 from affectgpt.metrics.wheel import resolve_wheel
 from affectgpt.model.checkpoint import save_weights
@@ -81,8 +81,9 @@ class Run:
             elif found is None:  # fresh start (broken checkpoints, if any, are kept for inspection)
                 for name in (tracking.METRICS_FILE, tracking.TRAIN_LOG_FILE):
                     (self.run_dir / name).unlink(missing_ok=True)
-            if is_demo_root(cfg.data.root):
-                ensure_demo_dataset(cfg.data.root)
+            world = demo_world(cfg.data.root)
+            if world is not None:
+                ensure_demo_dataset(cfg.data.root, **world)
             cfg.save(self.run_dir / "config.yaml")
             print(format_config(cfg), flush=True)
         box = [found]
