@@ -38,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {err}", file=sys.stderr)
         return 2
     try:
-        best = train(cfg)
+        if cfg.rl.init_from:  # the stage rule (affectgpt/config_rl.py): rl.init_from names the SFT start point
+            from affectgpt.train.grpo import train_grpo
+
+            best = train_grpo(cfg)
+        else:
+            best = train(cfg)
     except CacheMismatchError as err:  # a stale data.feature_cache: the message says what differs and what to do
         print(f"error: {err}", file=sys.stderr)
         return 2
