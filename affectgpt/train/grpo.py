@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,9 @@ from typing import Any
 import torch
 from accelerate.utils import set_seed
 
+from affectgpt.config import load_config
 from affectgpt.data.dataset import AffectDataset, Collator
+from affectgpt.data.synthetic import is_demo_root
 from affectgpt.files import append_jsonl
 from affectgpt.infer.rollout import logprobs_of
 from affectgpt.model.build import build_model
@@ -38,7 +41,7 @@ from affectgpt.model.checkpoint import load_checkpoint
 from affectgpt.train import tracking
 from affectgpt.train.grpo_math import group_advantages, grpo_loss
 from affectgpt.train.grpo_step import INDEX, STATS, Scored, add_rollout_stats, rollout_and_score, step_seed, summarise
-from affectgpt.train.loop import Trainer
+from affectgpt.train.loop import Trainer, train
 from affectgpt.train.optim import build_optimizer, build_scheduler
 from affectgpt.train.run import TrainerState
 from affectgpt.train.stream import BatchStream, iterate_epoch
@@ -46,6 +49,7 @@ from affectgpt.train.stream import BatchStream, iterate_epoch
 logger = logging.getLogger("affectgpt.train")
 COMPLETIONS_FILE = "completions.jsonl"
 ADV_EPS = 1e-4  # grpo_math.group_advantages' eps
+DEMO_SFT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
 @dataclass
@@ -323,6 +327,26 @@ class GRPOTrainer(Trainer):
         self.close_epoch(epoch, train_record)
 
 
+def ensure_demo_init(cfg: Any) -> None:
+    """The CPU demo makes its own start point: when rl.init_from (<dir>/<run>/epoch_NNNN) does not exist yet and the
+    data is the synthetic demo, train that SFT run first (configs/demo.yaml for NNNN epochs). Real data never does."""
+    init = Path(cfg.rl.init_from)
+    match = re.fullmatch(r"epoch_(\d+)", init.name)
+    if init.exists() or match is None or not is_demo_root(cfg.data.root):
+        return
+    overrides = [
+        f"train.output_dir={init.parent.parent}",
+        f"train.run_name={init.parent.name}",
+        f"train.epochs={int(match[1])}",
+        f"data.root={cfg.data.root}",
+        f"data.feature_cache={cfg.data.feature_cache}",
+    ]
+    print(f"rl.init_from={init} does not exist: training it first (SFT demo: {' '.join(overrides)})", flush=True)
+    if train(load_config(DEMO_SFT_CONFIG, overrides)) is None:
+        raise RuntimeError(f"the SFT run for rl.init_from={init} stopped early; run the same command again to resume")
+
+
 def train_grpo(cfg: Any) -> Path | None:
     """Run (or resume) the GRPO stage per `cfg`; returns the best checkpoint directory (None if stopped early)."""
+    ensure_demo_init(cfg)
     return GRPOTrainer(cfg).fit()
