@@ -36,6 +36,7 @@ from affectgpt.data.dataset import AffectDataset, Collator
 from affectgpt.data.synthetic import is_demo_root
 from affectgpt.files import append_jsonl
 from affectgpt.infer.rollout import logprobs_of
+from affectgpt.infer.runner import resolve_checkpoint
 from affectgpt.model.build import build_model
 from affectgpt.model.checkpoint import load_checkpoint
 from affectgpt.train import tracking
@@ -69,11 +70,7 @@ class GRPOTrainer(Trainer):
     # --- setup -----------------------------------------------------------------------------------
     def setup(self) -> None:
         acc, cfg, t, rl = self.accelerator, self.cfg, self.cfg.train, self.cfg.rl
-        init = Path(rl.init_from)
-        if not (init / "manifest.json").is_file() and not (init / "adapter_model.safetensors").is_file():
-            raise FileNotFoundError(
-                f"rl.init_from={rl.init_from}: not an SFT checkpoint folder (train.py epoch_*/best)"
-            )
+        init = resolve_checkpoint(rl.init_from)  # a checkpoint folder, or a run folder: its best checkpoint
         found = self._prepare_run_dir()
         self.load_data()
         n_all = len(self.train_records)
