@@ -92,13 +92,14 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=150.0, help="wall-clock seconds per arm")
     parser.add_argument("--out", default="checkpoints/grpo_vs_sft", help="run folders of both arms")
     parser.add_argument("--png", default="results/grpo_vs_sft.png")
+    parser.add_argument("--arms", default="GRPO,SFT", help="arms to (re)run; the other's curve is read from --out")
     parser.add_argument("overrides", nargs="*", help="extra section.key=value overrides for the GRPO arm")
     args = parser.parse_args()
     os.chdir(REPO)
     cfg = load_config(GRPO_CONFIG, args.overrides)
     ensure_demo_init(cfg)
     init = Path(cfg.rl.init_from)
-    manifest = json.loads((init / "manifest.json").read_text())
+    manifest = json.loads((init / "trainer.json").read_text())  # the trainer state and metrics row
     start_epoch = int(manifest.get("epoch", 0))
     start = float((manifest.get("metrics") or {}).get(KEY, float("nan")))
     out = Path(args.out)
@@ -115,10 +116,12 @@ def main() -> None:
         *args.overrides,
     ]
     sft = ["--config", str(SFT_CONFIG), *common, "train.run_name=sft", f"train.resume={init}"]
-    curves = {
-        "GRPO": run_arm("GRPO", grpo, out / "grpo", args.budget, out / "grpo.log"),
-        "SFT": run_arm("SFT", sft, out / "sft", args.budget, out / "sft.log"),
-    }
+    saved = out / "curves.json"  # each arm's curve, so one arm can be rerun (--arms GRPO) against the other's
+    curves = json.loads(saved.read_text()) if saved.is_file() else {}
+    for name, arm_args in (("GRPO", grpo), ("SFT", sft)):
+        if name in args.arms.split(",") or name not in curves:
+            curves[name] = run_arm(name, arm_args, out / name.lower(), args.budget, out / f"{name.lower()}.log")
+            saved.write_text(json.dumps(curves))
     print(plot(curves, start, Path(args.png)), flush=True)
     best = {name: max((c[2] for c in curve), default=float("nan")) for name, curve in curves.items()}
     final = {name: curve[-1][2] if curve else float("nan") for name, curve in curves.items()}

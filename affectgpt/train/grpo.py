@@ -12,8 +12,10 @@ precision, accelerate / DDP / DeepSpeed, atomic checkpoints in the infer.py form
 epoch, SIGTERM-safe resume. The rollout seeds are a function of the data position (grpo_step.step_seed), so the
 resumed run samples exactly the completions the uninterrupted one would.
 
-Dropout is off in this stage (the model stays in eval mode): the policy that samples is the one whose log-probs
-are optimised, so the first-pass ratio is 1 and clipping only acts on the later inner passes.
+Rollouts run in eval mode (infer/rollout.py), updates in train mode (so gradient checkpointing applies). Set
+model.lora_dropout: 0 for RL (both GRPO configs do): then the policy that samples is the one whose log-probs are
+optimised, the first-pass ratio is 1 and clipping only acts on the later inner passes; with dropout > 0 every
+ratio carries dropout noise.
 Under DDP the loss never goes through the DDP wrapper's forward (rollouts and log-probs call the model's parts),
 so gradients are averaged over processes explicitly at each optimizer step; DeepSpeed reduces them in backward.
 """
@@ -231,7 +233,7 @@ class GRPOTrainer(Trainer):
         batches = iterate_epoch(
             self.stream, epoch, st.micro, self._make_dataset, self._collator(), int(self.cfg.data.num_workers)
         )
-        self.model.eval()  # no dropout: see the module docstring
+        self.model.train()  # rollouts switch to eval themselves; see the module docstring on dropout
         stats = torch.zeros(len(STATS), dtype=torch.float64)
         while True:
             window = self._window(batches)
