@@ -224,3 +224,25 @@ def test_describe_grpo_memory_lines() -> None:
     with_kl = describe(load_config(path, ["rl.init_from=x", "rl.kl_beta=0.04"]), world_size=8)
     assert f"{4 * (40370176 + 16798468) / 1024**3:.2f} GiB (kl_beta 0.04)" in with_kl
     assert "GRPO stage" not in describe(load_config(path), world_size=8)  # SFT (no rl.init_from): no GRPO lines
+
+
+def test_missing_init_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_run" / "epoch_0003"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "--config",
+            str(REPO / "configs" / "demo_grpo.yaml"),
+            f"rl.init_from={missing}",
+            f"train.output_dir={tmp_path}",
+            "data.root=/nonexistent/real_data",
+        ],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"error: rl.init_from: {missing}: checkpoint folder not found"
