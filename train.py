@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             except CheckpointError as err:  # a missing / incomplete / mismatched SFT checkpoint: one line
                 print(f"error: rl.init_from: {err}", file=sys.stderr)
                 return 2
+            except ConfigError as err:  # a setting the GRPO stage does not support (e.g. ZeRO-3)
+                print(f"config error: {err}", file=sys.stderr)
+                return 2
         else:
             best = train(cfg)
     except CacheMismatchError as err:  # a stale data.feature_cache: the message says what differs and what to do

@@ -34,6 +34,7 @@ import torch
 from accelerate.utils import set_seed
 
 from affectgpt.config import load_config
+from affectgpt.config_values import ConfigError
 from affectgpt.data.dataset import AffectDataset, Collator
 from affectgpt.data.synthetic import is_demo_root
 from affectgpt.files import append_jsonl
@@ -42,6 +43,7 @@ from affectgpt.infer.runner import resolve_checkpoint
 from affectgpt.model.build import build_model
 from affectgpt.model.checkpoint import load_checkpoint
 from affectgpt.train import tracking
+from affectgpt.train.distributed import is_zero3
 from affectgpt.train.grpo_math import group_advantages, grpo_loss
 from affectgpt.train.grpo_step import INDEX, STATS, Scored, add_rollout_stats, rollout_and_score, step_seed, summarise
 from affectgpt.train.loop import Trainer, train
@@ -72,6 +74,8 @@ class GRPOTrainer(Trainer):
     # --- setup -----------------------------------------------------------------------------------
     def setup(self) -> None:
         acc, cfg, t, rl = self.accelerator, self.cfg, self.cfg.train, self.cfg.rl
+        if is_zero3(acc):  # rollouts call the model's parts outside the engine, and the KL swaps whole tensors
+            raise ConfigError("the GRPO stage (rl.init_from) does not support DeepSpeed ZeRO-3 yet: use DDP or ZeRO-2")
         init = resolve_checkpoint(rl.init_from)  # a checkpoint folder, or a run folder: its best checkpoint
         found = self._prepare_run_dir()
         self.load_data()
