@@ -38,7 +38,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {err}", file=sys.stderr)
         return 2
     try:
-        best = train(cfg)
+        if cfg.rl.init_from:  # the stage rule (affectgpt/config_rl.py): rl.init_from names the SFT start point
+            from affectgpt.model.checkpoint import CheckpointError
+            from affectgpt.train.grpo import train_grpo
+
+            try:
+                best = train_grpo(cfg)
+            except CheckpointError as err:  # a missing / incomplete / mismatched SFT checkpoint: one line
+                print(f"error: rl.init_from: {err}", file=sys.stderr)
+                return 2
+            except ConfigError as err:  # a setting the GRPO stage does not support (e.g. ZeRO-3)
+                print(f"config error: {err}", file=sys.stderr)
+                return 2
+        else:
+            best = train(cfg)
     except CacheMismatchError as err:  # a stale data.feature_cache: the message says what differs and what to do
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from affectgpt.config_rl import RLConfig
 from affectgpt.config_values import Checks, ConfigError, choice_error, convert, suggest
 
 # The official face_or_frame modes (their prompts and streams: affectgpt.data.modes, which checks it covers these).
@@ -272,6 +273,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rl: RLConfig = field(default_factory=RLConfig)  # GRPO stage (affectgpt/config_rl.py); off while init_from is ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -83,6 +83,38 @@ def estimate_memory(sk: Skeleton, cfg: Config, world_size: int) -> dict[str, dic
     }
 
 
+def grpo_memory(sk: Skeleton, cfg: Config, world_size: int) -> list[str]:
+    """The GRPO stage's per-GPU memory on paper (train/grpo.py): rollout KV cache for batch_size x G rows, the
+    update forward over the same rows, the frozen reference copy of the trainable tensors (kl_beta > 0)."""
+    c = sk.llm.get_base_model().config
+    counts = count_params(sk)
+    rows = cfg.train.batch_size * cfg.rl.group_size
+    seq = cfg.model.max_length  # prompt + completion, bounded by the same budget as SFT
+    dtype = 2 if cfg.model.llm_dtype != "float32" else 4
+    act = 2 if cfg.train.mixed_precision in ("fp16", "bf16") or cfg.model.llm_dtype != "float32" else 4
+    kv = c.num_key_value_heads * (c.hidden_size // c.num_attention_heads)
+    kv_cache = 2 * c.num_hidden_layers * kv * dtype * rows * seq
+    per_layer = act * (
+        ACT_HIDDEN_TENSORS * c.hidden_size + ACT_KV_TENSORS * kv + ACT_INTERMEDIATE_TENSORS * c.intermediate_size
+    )
+    layers = c.num_hidden_layers * (act * c.hidden_size if cfg.model.gradient_checkpointing else per_layer)
+    update = rows * seq * (layers + (per_layer if cfg.model.gradient_checkpointing else 0))
+    reference = 4 * (counts.lora + counts.other_trainable) if cfg.rl.kl_beta > 0 else 0
+    zero2 = estimate_memory(sk, cfg, world_size)["zero2"]
+    static = zero2["weights"] + zero2["grads"] + zero2["optimizer"]
+    total = static + max(kv_cache, update) + reference
+    return [
+        "",
+        f"GRPO stage (rl.*): {cfg.train.batch_size} prompts x G={cfg.rl.group_size} = {rows} rows per micro-batch, "
+        f"<= {seq} tokens each",
+        f"  rollout KV cache {kv_cache / GIB:.2f} GiB; update activations {update / GIB:.2f} GiB "
+        f"(gradient_checkpointing {cfg.model.gradient_checkpointing}); reference copy of the trainable tensors "
+        f"{reference / GIB:.2f} GiB (kl_beta {cfg.rl.kl_beta:g})",
+        f"  ZeRO-2 per GPU: {static / GIB:.2f} GiB weights/grads/optimizer + max(KV cache, update) + reference "
+        f"= {total / GIB:.2f} GiB (rollout and update never overlap)",
+    ]
+
+
 def describe(cfg: Config, world_size: int = 1) -> str:
     sk = build_skeleton(cfg.model)
     counts = count_params(sk)
@@ -120,6 +152,8 @@ def describe(cfg: Config, world_size: int = 1) -> str:
         "  gradients (transient, not counted);",
         "  CUDA context, allocator fragmentation and ZeRO-3 prefetch buffers are not included (add 1-3 GiB).",
     ]
+    if cfg.rl.init_from:
+        lines += grpo_memory(sk, cfg, world_size)
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 FOUNDATION = {
     "affectgpt.config",
     "affectgpt.config_values",
+    "affectgpt.config_rl",
     "affectgpt.files",
     "affectgpt.signals",
     "affectgpt.resources",
