@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from affectgpt.signals import StopFlag
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
 from affectgpt.train.distributed import is_zero3, make_accelerator
+from affectgpt.train.guards import NonFiniteError, NonFiniteGuard, all_finite
 from affectgpt.train.validate import PREDICTIONS_FILE, validate, write_predictions
 
 logger = logging.getLogger("affectgpt.train")
@@ -48,6 +50,8 @@ class TrainerState:
     best_score: float | None = None
     best_checkpoint: str | None = None
     completed: bool = False
+    nonfinite_steps: int = 0  # steps skipped for a NaN/inf loss or gradient, whole run
+    nonfinite_in_a_row: int = 0  # ... ending at the last step (train.max_nonfinite_steps of them stop the run)
 
 
 class Run:
@@ -68,6 +72,7 @@ class Run:
         self.state = state if state is not None else TrainerState()
         self.read_skips = SkipLog()  # samples the readers dropped when listing the data
         self.skips = SkipLog()  # samples the training dataset dropped (reasons: main process; counts: every rank)
+        self.guard = NonFiniteGuard(int(t.max_nonfinite_steps))
 
     def _prepare_run_dir(self) -> ckpt.Found | None:
         acc, cfg = self.accelerator, self.cfg
@@ -142,6 +147,39 @@ class Run:
             kwargs = tracking.tracker_kwargs(self.cfg, self.run_dir)
             self.accelerator.init_trackers("affectgpt", config=tracking.flat_config(self.cfg), init_kwargs=kwargs)
 
+    def nonfinite_step(self, finite_loss: bool) -> bool:
+        """At an optimizer-step boundary (gradients complete): True when this step must be skipped because the loss
+        or a gradient is NaN/inf on any rank (counted; `train.max_nonfinite_steps` in a row raise NonFiniteError).
+
+        Gradients are checked here unless an fp16 GradScaler (which skips overflowing steps itself) or DeepSpeed
+        (which steps inside backward, so nothing can be skipped here: only counted and stopped) owns them."""
+        acc = self.accelerator
+        finite = finite_loss
+        if finite and acc.scaler is None and acc.state.deepspeed_plugin is None:
+            finite = all_finite(p.grad for p in self.trainable)
+        flag = torch.tensor([0.0 if finite else 1.0], device=acc.device)
+        all_ok = float(acc.reduce(flag, reduction="sum")[0]) == 0.0
+        skip = self.guard.update(self.state, all_ok, self.state.global_step + 1)
+        if skip and self.main:
+            logger.warning(
+                "step %d: non-finite loss or gradient, update skipped (%d in a row, limit %d)",
+                self.state.global_step + 1,
+                self.state.nonfinite_in_a_row,
+                self.guard.limit,
+            )
+        return skip
+
+    def _check_finite(self, name: str) -> None:
+        """NonFiniteError on every rank (agreed) before checkpoint `name` would be written from NaN/inf weights."""
+        bad = [n for n, p in self.model.named_parameters() if p.requires_grad and not bool(torch.isfinite(p).all())]
+        flag = torch.tensor([float(len(bad))], device=self.accelerator.device)
+        if float(self.accelerator.reduce(flag, reduction="sum")[0]) > 0:
+            first = f" (first: {bad[0]})" if bad else ""
+            raise NonFiniteError(
+                f"refusing to save {self.run_dir / name}: trainable weights hold NaN/inf{first}; "
+                f"the previous checkpoint is kept"
+            )
+
     def _stop_agreed(self) -> bool:
         flag = torch.tensor([float(self.stop.requested)], device=self.accelerator.device)
         return bool(self.accelerator.reduce(flag, reduction="sum")[0] > 0)
@@ -161,7 +199,7 @@ class Run:
         }
         score = float(record[SCORE_KEY])
         name = ckpt.epoch_name(epoch + 1)
-        if st.best_score is None or score > st.best_score:
+        if math.isfinite(score) and (st.best_score is None or score > st.best_score):  # NaN is never best
             st.best_score, st.best_checkpoint = score, name
         st.epoch = epoch + 1
         st.completed = st.epoch >= int(self.cfg.train.epochs)
@@ -189,6 +227,7 @@ class Run:
             ckpt.begin(self.run_dir, name)  # fresh: a save killed earlier left a stale one
         acc.wait_for_everyone()
         with self._gathered():
+            self._check_finite(name)
             if self.main:
                 save_weights(acc.unwrap_model(self.model), self.cfg, tmp)
         acc.wait_for_everyone()

@@ -1,0 +1,124 @@
+"""Training faults through the real train.py (issues 16 and 17): a diverging LR, a resume with another batch layout,
+two trainings in one run folder, a write that fails half way through a checkpoint save, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from affectgpt.train import checkpoints as ckpt
+from affectgpt.train.guards import (
+    NonFiniteError,
+    NonFiniteGuard,
+    all_finite,
+)
+from affectgpt.train.run import TrainerState
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+SAFETY_S = 1800  # a safety net for a loaded machine, never a speed target
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    from affectgpt.data.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("data") / "demo30", n=30, seed=0, unibench=False)
+
+
+def args(data_root: Path, out: Path, run: str, **extra) -> list[str]:
+    base = {
+        "data.root": data_root,
+        "data.val_fraction": 0.2,
+        "data.label_type": "ovlabel",
+        "data.val_max_samples": 3,
+        "train.output_dir": out,
+        "train.run_name": run,
+        "train.epochs": 2,
+        "train.iters_per_epoch": 2,
+        "train.batch_size": 2,
+        "train.lr": 1e-3,
+        "train.log_every": 1,
+        "train.val_batch_size": 4,
+        "train.val_max_new_tokens": 6,
+        "data.feature_cache": data_root / "feature_cache",
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def train(argv: list[str], preexec=None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(REPO / "train.py"), *argv]
+    try:
+        return subprocess.run(
+            cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=SAFETY_S, preexec_fn=preexec
+        )
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(f"{cmd} still running after {SAFETY_S} s\n{err.stdout}\n{err.stderr}") from err
+
+
+def tail(proc: subprocess.CompletedProcess) -> str:
+    return f"rc={proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}"
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one `error:` line train.py ends with; the test fails if there is a traceback on stderr instead."""
+    assert "Traceback" not in proc.stderr, tail(proc)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, tail(proc)
+    return lines[0]
+
+
+def trainable(ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    return {**load_file(ckpt_dir / "adapter_model.safetensors"), **load_file(ckpt_dir / "projectors.safetensors")}
+
+
+# ------------------------------------------------------------------ 17.1: non-finite loss / gradients
+
+
+def test_guard_skips_counts_and_stops_after_the_limit_in_a_row() -> None:
+    state, guard = TrainerState(), NonFiniteGuard(3)
+    assert guard.update(state, True, 1) is False
+    assert guard.update(state, False, 2) is True and guard.update(state, False, 3) is True
+    assert (state.nonfinite_steps, state.nonfinite_in_a_row) == (2, 2)
+    assert guard.update(state, True, 4) is False  # a finite step resets the run of bad ones, not the total
+    assert (state.nonfinite_steps, state.nonfinite_in_a_row) == (2, 0)
+    guard.update(state, False, 5), guard.update(state, False, 6)
+    with pytest.raises(NonFiniteError, match=r"3 steps in a row \(up to step 7\).*max_nonfinite_steps=3"):
+        guard.update(state, False, 7)
+    assert state.nonfinite_steps == 5
+
+
+def test_all_finite_sees_nan_and_inf_in_any_tensor() -> None:
+    ok = torch.ones(3)
+    assert all_finite([ok, None, torch.zeros(2, 2)]) and all_finite([None]) and all_finite([])
+    assert not all_finite([ok, torch.tensor([1.0, float("nan")])])
+    assert not all_finite([torch.tensor([[float("-inf")]]), ok])
+
+
+def test_diverging_lr_stops_with_one_line_and_never_saves_nan(data_root: Path, tmp_path: Path) -> None:
+    """lr 1e6 blows the weights up after step 2 (every later loss is NaN). Before the guard the run trained on,
+    wrote NaN weights as epoch_0002 / last and exited 0. Now steps 3 and 4 are skipped and the run stops."""
+    proc = train(args(data_root, tmp_path, "nan", **{"train.lr": 1e6, "train.max_nonfinite_steps": 2}))
+    assert proc.returncode == 2, tail(proc)
+    line = error_line(proc)
+    assert "training diverged: 2 steps in a row (up to step 4)" in line and "train_errors.log" in line
+    assert "step 3: non-finite loss or gradient, update skipped (1 in a row, limit 2)" in proc.stderr
+    run = tmp_path / "nan"
+    assert "NonFiniteError" in (run / "train_errors.log").read_text()  # the traceback went to the log
+    saved = ckpt.checkpoint_dirs(run)
+    assert [p.name for p in saved] == ["epoch_0001"]  # epoch 2 (all non-finite) is never saved
+    for name, tensor in trainable(saved[0]).items():
+        assert torch.isfinite(tensor).all(), name
+    assert json.loads((run / "best.json").read_text())["checkpoint"] == "epoch_0001"
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [math.isfinite(r["train/loss"]) for r in log] == [True, True, False]  # step 3 counted no loss
+    assert log[-1]["train/nonfinite_steps"] == 1
