@@ -58,8 +58,10 @@ def _expected(err: Exception) -> bool:
     from affectgpt.data.feature_cache import CacheMismatchError
     from affectgpt.model.checkpoint import CheckpointError
     from affectgpt.train.guards import NonFiniteError, ResumeMismatchError
+    from affectgpt.train.lock import RunLockedError
 
-    return isinstance(err, (CacheMismatchError, CheckpointError, NonFiniteError, ResumeMismatchError, OSError))
+    expected = (CacheMismatchError, CheckpointError, NonFiniteError, ResumeMismatchError, RunLockedError, OSError)
+    return isinstance(err, expected)
 
 
 if __name__ == "__main__":

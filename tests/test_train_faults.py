@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from affectgpt.train.guards import (
     NonFiniteGuard,
     all_finite,
 )
+from affectgpt.train.lock import LOCK_FILE, RunLock, RunLockedError
 from affectgpt.train.run import TrainerState
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,3 +125,78 @@ def test_diverging_lr_stops_with_one_line_and_never_saves_nan(data_root: Path, t
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
     assert [math.isfinite(r["train/loss"]) for r in log] == [True, True, False]  # step 3 counted no loss
     assert log[-1]["train/nonfinite_steps"] == 1
+
+
+# ------------------------------------------------------------------ 16: one training per run folder
+
+
+def dead_pid() -> int:
+    """The pid of a process of this host that has exited (reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def write_lock(run_dir: Path, pid: int, host: str) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    path.write_text(json.dumps({"pid": pid, "host": host, "started": None, "since": time.time()}))
+    return path
+
+
+def test_lock_refuses_a_live_owner_and_another_host_and_takes_over_a_dead_one(tmp_path: Path, caplog) -> None:
+    write_lock(tmp_path / "live", os.getpid(), socket.gethostname())  # this test process is alive
+    with pytest.raises(RunLockedError, match=rf"in use by another training \(pid {os.getpid()} on"):
+        RunLock(tmp_path / "live").acquire()
+    write_lock(tmp_path / "remote", dead_pid(), "another-host")  # a pid of another host is never judged here
+    with pytest.raises(RunLockedError, match="on host another-host"):
+        RunLock(tmp_path / "remote").acquire()
+    path = write_lock(tmp_path / "stale", dead_pid(), socket.gethostname())
+    lock = RunLock(tmp_path / "stale")
+    lock.acquire()
+    assert "taking over the stale lock" in caplog.text
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    with pytest.raises(RunLockedError):  # held now: a second acquire (another Run) is refused
+        RunLock(tmp_path / "stale").acquire()
+    lock.release()
+    assert not path.exists()
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / LOCK_FILE).write_text('{"pid": 12')  # killed while writing it: stale
+    RunLock(tmp_path / "torn").acquire()
+
+
+def test_second_training_into_the_same_run_folder_is_refused(data_root: Path, tmp_path: Path) -> None:
+    argv = args(data_root, tmp_path, "shared", **{"train.epochs": 50})
+    first = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *argv],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log = tmp_path / "shared" / "train_log.jsonl"
+    try:
+        deadline = time.time() + SAFETY_S
+        while not (log.is_file() and log.read_text().strip()) and time.time() < deadline and first.poll() is None:
+            time.sleep(0.1)
+        assert first.poll() is None, first.communicate()[0][-3000:]
+        second = train(argv)
+        assert second.returncode == 2, tail(second)
+        line = error_line(second)
+        assert f"is in use by another training (pid {first.pid} on {socket.gethostname()}" in line, line
+        assert "another train.run_name" in line
+        assert first.poll() is None  # the refused start did not disturb the first training
+    finally:
+        first.terminate()  # SIGTERM: the first saves a resumable state and releases the lock
+        output, _ = first.communicate(timeout=SAFETY_S)
+    assert first.returncode == 3, output[-3000:]
+    assert not (tmp_path / "shared" / LOCK_FILE).exists()
+
+
+def test_stale_lock_of_a_killed_training_is_taken_over(data_root: Path, tmp_path: Path) -> None:
+    write_lock(tmp_path / "stale", dead_pid(), socket.gethostname())
+    proc = train(args(data_root, tmp_path, "stale", **{"train.epochs": 1, "train.iters_per_epoch": 1}))
+    assert proc.returncode == 0, tail(proc)
+    assert "taking over the stale lock" in proc.stderr
+    assert not (tmp_path / "stale" / LOCK_FILE).exists()

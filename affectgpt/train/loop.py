@@ -261,6 +261,12 @@ class Trainer(Run):
 
     # --- driver --------------------------------------------------------------------------------
     def fit(self) -> Path | None:
+        try:
+            return self._fit()
+        finally:
+            self.release()
+
+    def _fit(self) -> Path | None:
         self.setup()
         t, st = self.cfg.train, self.state
         if st.epoch >= int(t.epochs):

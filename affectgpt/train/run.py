@@ -8,6 +8,7 @@ them the same way. A stage adds its own model/optimiser setup and its steps.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
@@ -31,6 +32,7 @@ from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
 from affectgpt.train.distributed import is_zero3, make_accelerator
 from affectgpt.train.guards import NonFiniteError, NonFiniteGuard, all_finite
+from affectgpt.train.lock import RunLock
 from affectgpt.train.validate import PREDICTIONS_FILE, validate, write_predictions
 
 logger = logging.getLogger("affectgpt.train")
@@ -73,27 +75,47 @@ class Run:
         self.read_skips = SkipLog()  # samples the readers dropped when listing the data
         self.skips = SkipLog()  # samples the training dataset dropped (reasons: main process; counts: every rank)
         self.guard = NonFiniteGuard(int(t.max_nonfinite_steps))
+        self.lock = RunLock(self.run_dir)  # taken by the main process in _prepare_run_dir, released by release()
 
     def _prepare_run_dir(self) -> ckpt.Found | None:
-        acc, cfg = self.accelerator, self.cfg
-        found = None
+        """Lock the run folder, find what to resume; an error on the main process is raised on every rank."""
+        acc = self.accelerator
+        found, error = None, None
         if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            found = ckpt.resolve_resume(self.run_dir, cfg.train.resume)
-            if found is None and cfg.train.resume in ckpt.NEVER_RESUME and ckpt.checkpoint_dirs(self.run_dir):
-                logger.warning("train.resume=never: clearing the previous run in %s", self.run_dir)
-                ckpt.clear_run(self.run_dir)
-            elif found is None:  # fresh start (broken checkpoints, if any, are kept for inspection)
-                for name in (tracking.METRICS_FILE, tracking.TRAIN_LOG_FILE):
-                    (self.run_dir / name).unlink(missing_ok=True)
-            if is_demo_root(cfg.data.root):
-                ensure_demo_dataset(cfg.data.root)
-            cfg.save(self.run_dir / "config.yaml")
-            print(format_config(cfg), flush=True)
-        box = [found]
+            try:
+                self.lock.acquire()  # first: a second training must not clear or resume this folder
+                atexit.register(self.lock.release)
+                found = self._resolve_run_dir()
+            except Exception as err:
+                error = err
+        box = [found, None if error is None else f"{type(error).__name__}: {error}"]
         broadcast_object_list(box, from_process=0)
+        if error is not None:
+            raise error
+        if box[1] is not None:
+            raise RuntimeError(f"the main process failed: {box[1]}")
         acc.wait_for_everyone()
         return box[0]
+
+    def release(self) -> None:
+        """End of the run (also on errors): free the run folder for the next training."""
+        self.lock.release()
+
+    def _resolve_run_dir(self) -> ckpt.Found | None:
+        """Main process: what to resume (or clear), the demo data, config.yaml."""
+        cfg = self.cfg
+        found = ckpt.resolve_resume(self.run_dir, cfg.train.resume)
+        if found is None and cfg.train.resume in ckpt.NEVER_RESUME and ckpt.checkpoint_dirs(self.run_dir):
+            logger.warning("train.resume=never: clearing the previous run in %s", self.run_dir)
+            ckpt.clear_run(self.run_dir)
+        elif found is None:  # fresh start (broken checkpoints, if any, are kept for inspection)
+            for name in (tracking.METRICS_FILE, tracking.TRAIN_LOG_FILE):
+                (self.run_dir / name).unlink(missing_ok=True)
+        if is_demo_root(cfg.data.root):
+            ensure_demo_dataset(cfg.data.root)
+        cfg.save(self.run_dir / "config.yaml")
+        print(format_config(cfg), flush=True)
+        return found
 
     def load_data(self) -> None:
         """Records (train / val as data/sources.py selects them), the wheel, the feature cache."""
