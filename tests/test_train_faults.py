@@ -20,7 +20,9 @@ from affectgpt.train import checkpoints as ckpt
 from affectgpt.train.guards import (
     NonFiniteError,
     NonFiniteGuard,
+    ResumeMismatchError,
     all_finite,
+    check_resume_fits,
 )
 from affectgpt.train.lock import LOCK_FILE, RunLock, RunLockedError
 from affectgpt.train.run import TrainerState
@@ -200,3 +202,38 @@ def test_stale_lock_of_a_killed_training_is_taken_over(data_root: Path, tmp_path
     assert proc.returncode == 0, tail(proc)
     assert "taking over the stale lock" in proc.stderr
     assert not (tmp_path / "stale" / LOCK_FILE).exists()
+
+
+# ------------------------------------------------------------------ 17.4: resume with another batch layout
+
+SAVED = {"batch_size": 2, "grad_accum": 1, "world_size": 2, "iters_per_epoch": 5000, "n_samples": 100, "seed": 42}
+
+
+def test_resume_check_names_every_changed_key_and_the_way_out() -> None:
+    check_resume_fits(SAVED, dict(SAVED), "run/epoch_0001")  # unchanged: fine
+    check_resume_fits(None, {**SAVED, "batch_size": 8}, "old/epoch_0001")  # saved before the record existed
+    with pytest.raises(ResumeMismatchError) as err:
+        check_resume_fits(SAVED, {**SAVED, "world_size": 4, "grad_accum": 2}, "run/epoch_0001")
+    line = str(err.value)
+    assert "\n" not in line and line.startswith("cannot resume run/epoch_0001: ")
+    assert "train.grad_accum 1 -> 2, number of processes 2 -> 4 since it was saved" in line
+    assert "resume with the old values (train.grad_accum=1), launch 2 process(es) again" in line
+    assert "start a new run (another train.run_name, or train.resume=never)" in line
+    with pytest.raises(ResumeMismatchError, match="number of training samples 100 -> 99.*use the same training data"):
+        check_resume_fits(SAVED, {**SAVED, "n_samples": 99}, "r")
+
+
+def test_resume_with_another_batch_size_is_refused_in_one_line(data_root: Path, tmp_path: Path) -> None:
+    """Before: the resumed run silently re-cut the data stream (or died on an assertion with full passes)."""
+    first = train(args(data_root, tmp_path, "drift", **{"train.epochs": 1}))
+    assert first.returncode == 0, tail(first)
+    changed = train(args(data_root, tmp_path, "drift", **{"train.batch_size": 4, "train.grad_accum": 2}))
+    assert changed.returncode == 2, tail(changed)
+    line = error_line(changed)
+    assert f"cannot resume {tmp_path / 'drift' / 'epoch_0001'}: " in line
+    assert "train.batch_size 2 -> 4, train.grad_accum 1 -> 2" in line
+    assert "resume with the old values (train.batch_size=2 train.grad_accum=1)" in line
+    assert [p.name for p in ckpt.checkpoint_dirs(tmp_path / "drift")] == ["epoch_0001"]  # nothing was trained
+    again = train(args(data_root, tmp_path, "drift"))  # the old values, as the message says: resumes
+    assert again.returncode == 0, tail(again)
+    assert "resuming from" in again.stderr and (tmp_path / "drift" / "epoch_0002").is_dir()

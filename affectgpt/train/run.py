@@ -31,7 +31,7 @@ from affectgpt.signals import StopFlag
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train import tracking
 from affectgpt.train.distributed import is_zero3, make_accelerator
-from affectgpt.train.guards import NonFiniteError, NonFiniteGuard, all_finite
+from affectgpt.train.guards import NonFiniteError, NonFiniteGuard, all_finite, check_resume_fits, stream_record
 from affectgpt.train.lock import RunLock
 from affectgpt.train.validate import PREDICTIONS_FILE, validate, write_predictions
 
@@ -156,6 +156,8 @@ class Run:
 
     def resume(self, found: ckpt.Found) -> None:
         """Restore accelerate's state and the trainer state of `found`; drop what the lost tail had logged."""
+        if getattr(self, "stream", None) is not None:  # before any state is loaded: a mismatch is one clear line
+            check_resume_fits(found.state.get("stream"), stream_record(self.stream), str(found.path))
         logger.info("resuming from %s", found.path)
         self.accelerator.load_state(str(found.path / ckpt.STATE_DIR), **self._load_kwargs())
         fields = type(self.state).__dataclass_fields__
@@ -262,7 +264,8 @@ class Run:
             if predictions is not None:
                 responses, parsed = predictions
                 write_predictions(tmp / PREDICTIONS_FILE, responses, parsed, [r.name for r in self.val_records])
-            final = ckpt.commit(tmp, {**asdict(st), "kind": kind, "metrics": record})
+            stream = stream_record(self.stream) if getattr(self, "stream", None) is not None else None
+            final = ckpt.commit(tmp, {**asdict(st), "kind": kind, "metrics": record, "stream": stream})
             info = {"epoch": st.epoch, "step": st.global_step}
             ckpt.point(self.run_dir, "last", final, info)
             if st.best_checkpoint:
