@@ -49,7 +49,7 @@ def describe(err: BaseException, writing: str | os.PathLike | None = None) -> st
 
 def report(err: BaseException, log_path: Path | None, debug: bool) -> str:
     """Print `error: <one line>` to stderr; the traceback to stderr with `debug`, else appended to `log_path`."""
-    line = describe(err, getattr(err, "writing", None))
+    line = describe(err)
     trace = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     if debug:
         sys.stderr.write(trace)

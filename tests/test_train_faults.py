@@ -3,9 +3,12 @@ two trainings in one run folder, a write that fails half way through a checkpoin
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from affectgpt.train.guards import (
 )
 from affectgpt.train.lock import LOCK_FILE, RunLock, RunLockedError
 from affectgpt.train.run import TrainerState
+from affectgpt.user_errors import describe, mount_of
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
@@ -237,3 +241,62 @@ def test_resume_with_another_batch_size_is_refused_in_one_line(data_root: Path, 
     again = train(args(data_root, tmp_path, "drift"))  # the old values, as the message says: resumes
     assert again.returncode == 0, tail(again)
     assert "resuming from" in again.stderr and (tmp_path / "drift" / "epoch_0002").is_dir()
+
+
+# ------------------------------------------------------------------ 16 / 17.8: a write that fails during a save
+
+
+def test_write_failure_names_the_cause_the_file_and_the_checkpoint_kept(tmp_path: Path) -> None:
+    tmp = tmp_path / ".tmp-epoch_0002"
+    (tmp / "state").mkdir(parents=True)
+    (tmp / "adapter_model.safetensors").write_bytes(b"w")
+    time.sleep(0.01)
+    (tmp / "state" / "optimizer.bin").write_bytes(b"half")  # written last: the file the failing writer was on
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp / "trainer.json"))
+    line = str(ckpt.write_failure(full, tmp, "epoch_0001"))
+    mount = mount_of(tmp)
+    assert line == (
+        f"no space left on {mount} while writing {tmp / 'trainer.json'}; checkpoint epoch_0002 was not saved, "
+        "epoch_0001 is the last complete checkpoint (resume=auto continues from it)"
+    )
+    rust = RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")  # safetensors
+    assert str(ckpt.write_failure(rust, tmp, None)) == (
+        f"no space left on {mount} while writing {tmp / 'state' / 'optimizer.bin'}; checkpoint epoch_0002 was not "
+        "saved, and there is no earlier checkpoint"
+    )
+    quota = OSError(errno.EDQUOT, "Disk quota exceeded")
+    assert describe(quota, writing="/x/y.bin").startswith("disk quota exceeded on / while writing /x/y.bin")
+
+
+def limit_file_size(limit: int):
+    """preexec_fn: files over `limit` bytes cannot be written (EFBIG instead of the default SIGXFSZ kill)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_save_that_fails_half_way_keeps_the_previous_checkpoint(data_root: Path, tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes the real writers fail half way through a file, like a disk that fills during the save:
+    torch.save then said `unexpected pos 576 vs 534` and left a partial .tmp folder; now one line names the cause and
+    the file, the partial folder is gone and epoch_0001 (still `last`) resumes."""
+    run = tmp_path / "full"
+    first = train(args(data_root, tmp_path, "full", **{"train.epochs": 1}))
+    assert first.returncode == 0, tail(first)
+    sizes = {p.name: p.stat().st_size for p in (run / "epoch_0001").rglob("*") if p.is_file()}
+    limit = (sizes["optimizer.bin"] + sizes["model.safetensors"]) // 2  # between the two largest checkpoint files
+    assert sizes["optimizer.bin"] > limit > max(v for k, v in sizes.items() if k != "optimizer.bin")
+    failed = train(args(data_root, tmp_path, "full"), preexec=limit_file_size(limit))
+    assert failed.returncode == 2, tail(failed)
+    line = error_line(failed)
+    assert f"file-size limit (ulimit -f: {limit} bytes) reached while writing {run}/.tmp-epoch_0002/state/" in line
+    assert "optimizer.bin; checkpoint epoch_0002 was not saved, epoch_0001 is the last complete checkpoint" in line
+    assert [p.name for p in ckpt.checkpoint_dirs(run)] == ["epoch_0001"] and not list(run.glob(".tmp-*"))
+    ckpt.verify(run / "epoch_0001")
+    assert json.loads((run / "last.json").read_text())["checkpoint"] == "epoch_0001"
+    again = train(args(data_root, tmp_path, "full"))  # room again: resumes from epoch_0001 and finishes
+    assert again.returncode == 0, tail(again)
+    assert f"resuming from {run / 'epoch_0001'}" in again.stderr
+    ckpt.verify(run / "epoch_0002")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -242,11 +244,9 @@ class Run:
 
         return deepspeed.zero.GatheredParameters(self.trainable, modifier_rank=None)
 
-    def save(self, kind: str, predictions: tuple | None = None, record: dict | None = None) -> Path:
-        """Atomic checkpoint: weights (infer.py format) + accelerate state + trainer.json, manifest last."""
+    def _write_checkpoint(self, name: str, tmp: Path, kind: str, predictions: tuple | None, record: dict | None):
+        """Every file of checkpoint `name` into `tmp`, then commit (manifest last, rename): the final folder."""
         acc, st = self.accelerator, self.state
-        name = ckpt.epoch_name(st.epoch) if kind == "epoch" else ckpt.interrupt_name(st.global_step)
-        tmp = ckpt.tmp_dir(self.run_dir, name)
         if self.main:
             ckpt.begin(self.run_dir, name)  # fresh: a save killed earlier left a stale one
         acc.wait_for_everyone()
@@ -266,6 +266,31 @@ class Run:
                 write_predictions(tmp / PREDICTIONS_FILE, responses, parsed, [r.name for r in self.val_records])
             stream = stream_record(self.stream) if getattr(self, "stream", None) is not None else None
             final = ckpt.commit(tmp, {**asdict(st), "kind": kind, "metrics": record, "stream": stream})
+        return final
+
+    def _save_failed(self, err: Exception, tmp: Path) -> Exception:
+        """The error to raise for a failed save: non-finite weights as they are, a write failure as one line
+        (cause, file, the checkpoint still good); the partial folder is removed (it frees the space it took)."""
+        if isinstance(err, NonFiniteError):
+            failure: Exception = err
+        else:
+            last = self.run_dir / "last.json"
+            previous = json.loads(last.read_text(encoding="utf-8"))["checkpoint"] if last.is_file() else None
+            failure = ckpt.write_failure(err, tmp, previous)
+        if self.main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return failure
+
+    def save(self, kind: str, predictions: tuple | None = None, record: dict | None = None) -> Path:
+        """Atomic checkpoint: weights (infer.py format) + accelerate state + trainer.json, manifest last."""
+        acc, st = self.accelerator, self.state
+        name = ckpt.epoch_name(st.epoch) if kind == "epoch" else ckpt.interrupt_name(st.global_step)
+        tmp = ckpt.tmp_dir(self.run_dir, name)
+        try:
+            final = self._write_checkpoint(name, tmp, kind, predictions, record)
+        except Exception as err:  # nothing was renamed into place: the previous checkpoint and pointers are intact
+            raise self._save_failed(err, tmp) from err
+        if self.main:
             info = {"epoch": st.epoch, "step": st.global_step}
             ckpt.point(self.run_dir, "last", final, info)
             if st.best_checkpoint:
