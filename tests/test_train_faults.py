@@ -300,3 +300,21 @@ def test_a_save_that_fails_half_way_keeps_the_previous_checkpoint(data_root: Pat
     assert again.returncode == 0, tail(again)
     assert f"resuming from {run / 'epoch_0001'}" in again.stderr
     ckpt.verify(run / "epoch_0002")
+
+
+# ------------------------------------------------------------------ 17.8: one line, the traceback behind --debug
+
+
+def test_errors_are_one_line_with_the_traceback_in_the_log_or_behind_debug(data_root: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_checkpoint"
+    argv = args(data_root, tmp_path, "bad", **{"train.resume": missing})
+    proc = train(argv)
+    assert proc.returncode == 2, tail(proc)
+    line = error_line(proc)
+    assert str(missing) in line and f"traceback in {tmp_path / 'bad' / 'train_errors.log'}" in line
+    assert "Traceback (most recent call last)" in (tmp_path / "bad" / "train_errors.log").read_text()
+    assert not (tmp_path / "bad" / LOCK_FILE).exists()  # released on the error
+    debug = train(["--debug", *argv])
+    assert debug.returncode == 2, tail(debug)
+    assert "Traceback (most recent call last)" in debug.stderr and "CheckpointError" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1].startswith("error: ") and str(missing) in debug.stderr
