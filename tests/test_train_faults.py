@@ -318,3 +318,11 @@ def test_errors_are_one_line_with_the_traceback_in_the_log_or_behind_debug(data_
     assert debug.returncode == 2, tail(debug)
     assert "Traceback (most recent call last)" in debug.stderr and "CheckpointError" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1].startswith("error: ") and str(missing) in debug.stderr
+
+
+def test_describe_gives_one_line_for_os_errors_and_foreign_exceptions() -> None:
+    missing = FileNotFoundError(errno.ENOENT, "No such file or directory", "/data/x.csv")
+    assert describe(missing) == "no such file or directory: /data/x.csv"
+    assert describe(OSError(errno.ENOSPC, "No space left on device")) == "OSError: [Errno 28] No space left on device"
+    assert describe(ValueError("bad\n  value")) == "ValueError: bad value"  # one line, whatever the message
+    assert describe(NonFiniteError("training diverged: x")) == "training diverged: x"  # ours: the message names it
