@@ -229,10 +229,14 @@ class TrainConfig:
     # Generation settings used by per-epoch validation.
     val_batch_size: int = 8
     val_max_new_tokens: int = 32
+    # Steps with a NaN/inf loss or gradient are skipped and counted; this many in a row stop the run (a diverging
+    # LR never recovers). Lower = fails fast on divergence; higher = rides out rare bad batches.
+    max_nonfinite_steps: int = 20
 
     def check(self) -> list[str]:
         c = Checks("train", self)
         c.at_least(1, "epochs", "batch_size", "grad_accum", "log_every", "val_batch_size", "val_max_new_tokens")
+        c.at_least(1, "max_nonfinite_steps")
         c.at_least(0, "iters_per_epoch", "warmup_steps", "min_lr", "weight_decay", "max_grad_norm", "seed", "keep_last")
         c.positive("lr")
         c.that(

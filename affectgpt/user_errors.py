@@ -36,11 +36,10 @@ def mount_of(path: str | os.PathLike) -> str:
 def describe(err: BaseException, writing: str | os.PathLike | None = None) -> str:
     """One line: `<cause> while writing <file>` for OSErrors (the file from the error or `writing`), else the
     exception's own message (prefixed with its type when it is not one of ours)."""
-    if isinstance(err, OSError) and err.errno is not None:
-        path = writing or err.filename or "?"
+    path = writing or getattr(err, "filename", None)
+    if isinstance(err, OSError) and err.errno is not None and path:
         cause = _CAUSES.get(err.errno, (err.strerror or str(err)).lower()).format(mount=mount_of(path))
-        verb = "while writing" if writing is not None else "at"
-        return f"{cause} {verb} {path}"
+        return f"{cause} while writing {path}" if writing is not None else f"{cause}: {path}"
     text = " ".join(str(err).split()) or "(no message)"
     if type(err).__module__.startswith("affectgpt"):
         return text

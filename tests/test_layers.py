@@ -21,7 +21,7 @@ FOUNDATION = {
     "affectgpt.files",
     "affectgpt.signals",
     "affectgpt.resources",
-    "affectgpt.user_errors",
+    "affectgpt.user_errors",  # one-line error descriptions for the CLIs (stdlib only)
 }
 STAGE_RANK = {
     "affectgpt.data": 1,

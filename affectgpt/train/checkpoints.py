@@ -17,10 +17,12 @@ manifest and falls back, with a warning, to the newest checkpoint that verifies.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
+import resource
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from affectgpt.files import (
     write_manifest,
 )
 from affectgpt.model.checkpoint import MANIFEST, CheckpointError
+from affectgpt.user_errors import describe, mount_of
 
 TRAINING_FORMAT = "affectgpt-training-checkpoint-v1"
 
@@ -180,3 +183,44 @@ def clear_run(run_dir: Path) -> None:
         path = run_dir / name
         if path.is_symlink() or path.is_file():
             path.unlink()
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (full disk, file-size limit, I/O error); the previous one is intact."""
+
+
+_OS_ERROR = re.compile(r"os error (\d+)")  # how Rust writers (safetensors) report an errno in their message
+LOW_SPACE = 1 << 20  # under 1 MiB free after a failed write: the disk is (as good as) full
+
+
+def newest_file(folder: Path) -> Path | None:
+    """The file written last under `folder`: the one a writer without a file name in its error was writing."""
+    files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
+
+
+def write_failure(err: BaseException, tmp: Path, previous: str | None) -> CheckpointWriteError:
+    """One line for a save that failed in `tmp`: the cause (errno from the error, else the disk's free space or the
+    file-size limit: torch's writer reports neither), the file being written, and which checkpoint is still good.
+    Call it before the partial `tmp` is removed."""
+    target = getattr(err, "filename", None) or newest_file(tmp) or tmp
+    code = err.errno if isinstance(err, OSError) else None
+    if code is None and (match := _OS_ERROR.search(str(err))):
+        code = int(match.group(1))
+    if code is not None:
+        cause = describe(OSError(code, os.strerror(code)), writing=target)
+    else:
+        free = shutil.disk_usage(mount_of(tmp)).free
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if free < LOW_SPACE:
+            cause = describe(OSError(errno.ENOSPC, "full"), writing=target) + f" ({free} bytes free)"
+        elif limit != resource.RLIM_INFINITY:
+            cause = f"file-size limit (ulimit -f: {limit} bytes) reached while writing {target}"
+        else:
+            cause = f"{type(err).__name__} ({' '.join(str(err).split())}) while writing {target}"
+    name = tmp.name[len(TMP_PREFIX) :]
+    if previous:
+        kept = f"{previous} is the last complete checkpoint (resume=auto continues from it)"
+    else:
+        kept = "and there is no earlier checkpoint"
+    return CheckpointWriteError(f"{cause}; checkpoint {name} was not saved, {kept}")

@@ -12,6 +12,7 @@ so the trajectory does not depend on how a global batch is split over processes.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -178,14 +179,20 @@ class Trainer(Run):
                 return not n_stop > 0
             if n_micro != len(window) * acc.num_processes:
                 raise RuntimeError("ranks disagree on the number of micro-batches in a step (data stream bug)")
+            step_log = torch.zeros_like(log)
+            finite_loss, skip = True, False
             for batch, n_local in zip(window, counts):
                 with acc.accumulate(self.model):
                     with acc.autocast():
                         loss, loss_sum = self._loss(batch, n_local, n_global)
+                    finite_loss = finite_loss and math.isfinite(loss_sum)
                     acc.backward(loss)
-                    if acc.sync_gradients and t.max_grad_norm > 0 and acc.state.deepspeed_plugin is None:
-                        acc.clip_grad_norm_(self.trainable, t.max_grad_norm)
-                    self.optimizer.step()
+                    if acc.sync_gradients:  # the step's gradients are complete: skip it if anything is NaN/inf
+                        skip = self.nonfinite_step(finite_loss)
+                        if not skip and t.max_grad_norm > 0 and acc.state.deepspeed_plugin is None:
+                            acc.clip_grad_norm_(self.trainable, t.max_grad_norm)
+                    if not skip:
+                        self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 counts_now = [
                     loss_sum,
@@ -194,9 +201,12 @@ class Trainer(Run):
                     float(batch["attention_mask"].sum()),
                     batch["n_dropped"],
                 ]
-                log += torch.tensor(counts_now, dtype=torch.float64)
+                step_log += torch.tensor(counts_now, dtype=torch.float64)
                 st.micro += 1
-            if not acc.optimizer_step_was_skipped:
+            if skip:  # a skipped step's loss is not part of the logged mean (train/nonfinite_steps counts it)
+                step_log[:2] = 0.0
+            log += step_log
+            if not skip and not acc.optimizer_step_was_skipped:
                 self.scheduler.step()
             st.global_step += 1
             bar.update(1)
@@ -220,7 +230,9 @@ class Trainer(Run):
         record = {
             "step": st.global_step,
             "epoch_float": st.micro / self.stream.micro_per_epoch,
-            "train/loss": float(total[0] / max(total[1], 1.0)),
+            # NaN when every step since the last log point was skipped as non-finite (no loss was counted)
+            "train/loss": float(total[0] / total[1]) if total[1] > 0 else float("nan"),
+            "train/nonfinite_steps": st.nonfinite_steps,
             "train/lr": float(self.scheduler.get_last_lr()[0]),
             **throughput.rates(float(total[2]), float(total[3])),
         }
@@ -242,12 +254,19 @@ class Trainer(Run):
             "train/n_skipped": st.skipped,  # every rank, every DataLoader worker (the collator's count)
             "train/skipped_reasons": dict(reasons.most_common()),  # main process; per-worker copies log their own
             "data/n_skipped_reading": self.read_skips.total,
+            "train/nonfinite_steps": st.nonfinite_steps,  # skipped for a NaN/inf loss or gradient, whole run
         }
         st.loss_sum, st.loss_tokens, st.skipped = 0.0, 0.0, 0
         self.close_epoch(epoch, train_record)
 
     # --- driver --------------------------------------------------------------------------------
     def fit(self) -> Path | None:
+        try:
+            return self._fit()
+        finally:
+            self.release()
+
+    def _fit(self) -> Path | None:
         self.setup()
         t, st = self.cfg.train, self.state
         if st.epoch >= int(t.epochs):
