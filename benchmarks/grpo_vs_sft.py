@@ -4,7 +4,7 @@
 
 Both arms are the real CLI (`train.py`, one process each, one after the other on the same machine):
   GRPO     train.py --config configs/demo_grpo.yaml        (rl.init_from = the early SFT checkpoint)
-  SFT      train.py --config configs/demo.yaml train.resume=<the same checkpoint>   (continues its epochs)
+  SFT      train.py --config <start run>/config.yaml train.resume=<the same checkpoint>   (continues its epochs)
 Each arm is stopped with SIGTERM once `--budget` seconds have passed since its start (startup, training and
 per-epoch validation all count); its curve is val avg-L1 F1 (metrics.jsonl, greedy answers on the held-out split)
 against the seconds at which each epoch row appeared. The start point is the checkpoint's own validation row.
@@ -32,7 +32,6 @@ from affectgpt.train.grpo import ensure_demo_init  # noqa: E402
 
 KEY = "val/avg-L1/f1"
 GRPO_CONFIG = REPO / "configs" / "demo_grpo.yaml"
-SFT_CONFIG = REPO / "configs" / "demo.yaml"
 
 
 def rows(path: Path) -> list[dict]:
@@ -115,7 +114,8 @@ def main() -> None:
         f"rl.init_from={init}",
         *args.overrides,
     ]
-    sft = ["--config", str(SFT_CONFIG), *common, "train.run_name=sft", f"train.resume={init}"]
+    # The SFT arm continues the start run itself: its own saved config (data, world, validation set) and state.
+    sft = ["--config", str(init.parent / "config.yaml"), *common, "train.run_name=sft", f"train.resume={init}"]
     saved = out / "curves.json"  # each arm's curve, so one arm can be rerun (--arms GRPO) against the other's
     curves = json.loads(saved.read_text()) if saved.is_file() else {}
     for name, arm_args in (("GRPO", grpo), ("SFT", sft)):

@@ -325,5 +325,5 @@ def test_biased_caption_world_keeps_media_and_clean_sets(tmp_path):
 
 def test_demo_worlds_are_located_by_folder_name():
     assert synthetic.demo_world("data/demo") == {}
-    assert synthetic.demo_world("./data/demo_rl/")["caption_bias"] == 0.6
+    assert synthetic.demo_world("./data/demo_rl/")["caption_bias"] == 0.8
     assert synthetic.demo_world("data/mer2025") is None

@@ -245,9 +245,9 @@ MARKER, IN_PROGRESS, README = ".complete", ".generating", "DEMO_DATASET.md"
 
 
 # The named demo worlds train.py generates on first use (data/<name>): `demo` is the SFT demo; `demo_rl` gives RL
-# something SFT cannot learn from its own labels: a biased MER-Caption+ annotator (60% of its samples carry an
+# something SFT cannot learn from its own labels: a biased MER-Caption+ annotator (80% of its samples carry an
 # unsupported "surprised"), clean OV-MERD labels for the GRPO prompts and a 48-sample OV-MERD+ set to validate on.
-DEMO_WORLDS: dict[str, dict] = {"demo": {}, "demo_rl": {"caption_bias": 0.6, "n_ovmerdplus": 48}}
+DEMO_WORLDS: dict[str, dict] = {"demo": {}, "demo_rl": {"caption_bias": 0.8, "n_ovmerdplus": 48}}
 
 
 def demo_world(root: str | Path) -> dict | None:

@@ -332,7 +332,9 @@ class GRPOTrainer(Trainer):
 
 def ensure_demo_init(cfg: Any) -> None:
     """The CPU demo makes its own start point: when rl.init_from (<dir>/<run>/epoch_NNNN) does not exist yet and the
-    data is the synthetic demo, train that SFT run first (configs/demo.yaml for NNNN epochs). Real data never does."""
+    data is a synthetic demo world, train that SFT run first: configs/demo.yaml for NNNN epochs on the world's
+    MER-Caption+ labels, validated like the GRPO run (same val set), so both curves share one axis. Real data never
+    does."""
     init = Path(cfg.rl.init_from)
     match = re.fullmatch(r"epoch_(\d+)", init.name)
     if init.exists() or match is None or not is_demo_root(cfg.data.root):
@@ -343,6 +345,8 @@ def ensure_demo_init(cfg: Any) -> None:
         f"train.epochs={int(match[1])}",
         f"data.root={cfg.data.root}",
         f"data.feature_cache={cfg.data.feature_cache}",
+        f"data.val_dataset={cfg.data.val_dataset}",
+        f"data.unibench_roots={json.dumps(dict(cfg.data.unibench_roots))}",  # JSON is a YAML flow mapping
     ]
     print(f"rl.init_from={init} does not exist: training it first (SFT demo: {' '.join(overrides)})", flush=True)
     if train(load_config(DEMO_SFT_CONFIG, overrides)) is None:
