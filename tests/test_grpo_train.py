@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from test_train_loop import ACCELERATE, ENV, REPO, assert_same_weights, metrics, run_train, weights
 
 from affectgpt.config import ConfigError, load_config
@@ -246,3 +247,22 @@ def test_missing_init_checkpoint_is_a_one_line_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert proc.stderr.strip().splitlines()[-1] == f"error: rl.init_from: {missing}: checkpoint folder not found"
+
+
+def test_diverging_grpo_run_skips_nonfinite_updates_and_never_saves_them(
+    data_root: Path, sft_ckpt: Path, tmp_path: Path
+) -> None:
+    """The SFT NaN guard covers GRPO updates: with lr 1e12 the first update makes the weights huge, later losses or
+    gradients are NaN/inf, those updates are skipped and counted, and 2 in a row stop the run in one line. Before,
+    GRPO stepped on NaN gradients and saved the weights."""
+    args = grpo_args(data_root, tmp_path, "nan", sft_ckpt, **{"train.lr": 1e12, "train.max_nonfinite_steps": 2})
+    cmd = [sys.executable, str(REPO / "train.py"), *args]
+    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "training diverged: 2 steps in a row" in proc.stderr.strip().splitlines()[-1]
+    assert "non-finite loss or gradient, update skipped (1 in a row, limit 2)" in proc.stderr
+    run = tmp_path / "nan"
+    for saved in ckpt.checkpoint_dirs(run):  # whatever was saved before the divergence is finite
+        for name, tensor in weights(saved).items():
+            assert torch.isfinite(tensor).all(), (saved.name, name)
+    assert log_rows(run)[-1]["train/nonfinite_steps"] >= 1

@@ -206,12 +206,17 @@ class GRPOTrainer(Trainer):
                     aggregation=rl.loss_aggregation,
                     normaliser=normaliser,
                 )
+            self._window_finite = getattr(self, "_window_finite", True) and bool(torch.isfinite(loss.detach()))
             acc.backward(loss)
-            if acc.sync_gradients:
+            self._skip_update = False
+            if acc.sync_gradients:  # the update's gradients are complete: skip it if anything is NaN/inf (SFT's guard)
                 self._sync_gradients()
-                if t.max_grad_norm > 0 and acc.state.deepspeed_plugin is None:
+                self._skip_update = self.nonfinite_step(self._window_finite)
+                self._window_finite = True
+                if not self._skip_update and t.max_grad_norm > 0 and acc.state.deepspeed_plugin is None:
                     acc.clip_grad_norm_(self.trainable, t.max_grad_norm)
-            self.optimizer.step()
+            if not self._skip_update:
+                self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         tokens = float(info["tokens"])
         stats[INDEX["tokens"]] += tokens
@@ -267,7 +272,7 @@ class GRPOTrainer(Trainer):
             for _ in range(int(rl.inner_passes)):
                 for s, adv in zip(scored, advs):
                     self._update(s, adv, normaliser, stats)
-                if not acc.optimizer_step_was_skipped:
+                if not self._skip_update and not acc.optimizer_step_was_skipped:
                     self.scheduler.step()
             stats[INDEX["update_s"]] += time.perf_counter() - start
             st.micro += len(window)
@@ -295,6 +300,7 @@ class GRPOTrainer(Trainer):
             "step": st.global_step,
             "epoch_float": st.micro / self.stream.micro_per_epoch,
             "train/lr": float(self.scheduler.get_last_lr()[0]),
+            "train/nonfinite_steps": st.nonfinite_steps,  # updates skipped for a NaN/inf loss or gradient, whole run
             **summarise(total),
         }
         if self.main:
@@ -323,6 +329,7 @@ class GRPOTrainer(Trainer):
         train_record = {
             "train/loss": st.loss_sum / max(st.loss_tokens, 1.0),  # the GRPO objective (mean over updates)
             "train/reward": st.reward_sum / max(st.reward_rows, 1.0),
+            "train/nonfinite_steps": st.nonfinite_steps,
             "train/n_skipped": st.skipped,
             "data/n_skipped_reading": self.read_skips.total,
         }
