@@ -64,7 +64,7 @@ MODULE_TESTS: dict[str, list[str]] = {
         "tests/test_readers_fidelity.py",
     ],
     "affectgpt/data/safe_npz.py": ["tests/test_safe_npz.py"],
-    "affectgpt/data/media.py": ["tests/test_media.py", "tests/test_media_rules.py"],
+    "affectgpt/data/media.py": ["tests/test_media.py", "tests/test_media_rules.py", "tests/test_media_paths.py"],
     "affectgpt/model/affectgpt.py": ["tests/test_model.py", "tests/test_generation.py"],
     "affectgpt/metrics/bootstrap.py": ["tests/test_bootstrap.py"],
     "affectgpt/metrics/protocol.py": ["tests/test_protocol.py"],
