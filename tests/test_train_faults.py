@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_train_loop import overrides as args
 
 from affectgpt.train import checkpoints as ckpt
 from affectgpt.train.guards import (
@@ -41,27 +42,6 @@ def data_root(tmp_path_factory) -> Path:
     from affectgpt.data.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("data") / "demo30", n=30, seed=0, unibench=False)
-
-
-def args(data_root: Path, out: Path, run: str, **extra) -> list[str]:
-    base = {
-        "data.root": data_root,
-        "data.val_fraction": 0.2,
-        "data.label_type": "ovlabel",
-        "data.val_max_samples": 3,
-        "train.output_dir": out,
-        "train.run_name": run,
-        "train.epochs": 2,
-        "train.iters_per_epoch": 2,
-        "train.batch_size": 2,
-        "train.lr": 1e-3,
-        "train.log_every": 1,
-        "train.val_batch_size": 4,
-        "train.val_max_new_tokens": 6,
-        "data.feature_cache": data_root / "feature_cache",
-    }
-    base.update(extra)
-    return [f"{k}={v}" for k, v in base.items()]
 
 
 def train(argv: list[str], preexec=None) -> subprocess.CompletedProcess:

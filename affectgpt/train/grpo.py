@@ -35,7 +35,7 @@ from accelerate.utils import set_seed
 
 from affectgpt.config import load_config
 from affectgpt.config_values import ConfigError
-from affectgpt.data.dataset import AffectDataset, Collator
+from affectgpt.data.dataset import Collator
 from affectgpt.data.synthetic import is_demo_root
 from affectgpt.files import append_jsonl
 from affectgpt.infer.rollout import logprobs_of
@@ -49,7 +49,7 @@ from affectgpt.train.grpo_step import INDEX, STATS, Scored, add_rollout_stats, r
 from affectgpt.train.loop import Trainer, train
 from affectgpt.train.optim import build_optimizer, build_scheduler
 from affectgpt.train.run import TrainerState
-from affectgpt.train.stream import BatchStream, iterate_epoch
+from affectgpt.train.stream import iterate_epoch
 
 logger = logging.getLogger("affectgpt.train")
 COMPLETIONS_FILE = "completions.jsonl"
@@ -67,6 +67,8 @@ class GRPOState(TrainerState):
 
 class GRPOTrainer(Trainer):
     """GRPO on the AffectGPT module (LoRA + modality heads train, as in SFT). Reuses Trainer.fit / Run's saving."""
+
+    dataset_split = "rollout"  # the OV-label question on training samples, the answer kept as text (the GT)
 
     def __init__(self, cfg: Any):
         super().__init__(cfg, GRPOState())
@@ -90,17 +92,7 @@ class GRPOTrainer(Trainer):
         trainable = [p for p in model.parameters() if p.requires_grad]
         # The KL reference: a frozen copy of the small trainable tensors (never a second LLM).
         self.reference = [p.detach().clone() for p in trainable] if rl.kl_beta > 0 else None
-        self.stream = BatchStream(
-            n_samples=len(self.train_records),
-            batch_size=int(t.batch_size),
-            world_size=acc.num_processes,
-            rank=acc.process_index,
-            seed=int(t.seed),
-            grad_accum=max(1, int(t.grad_accum)),
-            iters_per_epoch=int(t.iters_per_epoch),
-        )
-        self.stream.check()
-        self.total_steps = int(t.epochs) * self.stream.micro_per_epoch // self.stream.grad_accum
+        self._build_stream()
         optimizer = build_optimizer(model, t)
         scheduler = build_scheduler(optimizer, t, self.total_steps * int(rl.inner_passes))
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
@@ -121,21 +113,6 @@ class GRPOTrainer(Trainer):
             self.total_steps // max(int(t.epochs), 1),
             t.epochs,
         )
-
-    def _make_dataset(self, pass_index: int):
-        """The OV-label question on training samples (a non-"train" split asks it and keeps the answer as text)."""
-        dataset = AffectDataset(
-            self.train_records,
-            self.cfg.data,
-            self.cfg.model,
-            self.tokenizer,
-            split="rollout",
-            seed=int(self.cfg.train.seed),
-            skips=self.skips,
-            feature_cache=self.feature_cache,
-        )
-        dataset.set_epoch(pass_index)
-        return dataset
 
     def _collator(self):
         return Collator(self.tokenizer, left_pad=True, prompt_style=self.cfg.data.prompt_style)

@@ -81,17 +81,7 @@ class Trainer(Run):
         set_seed(t.seed)  # identical initial weights on every rank
         # With a feature cache the frozen encoders are never run again: leave them out of the model.
         model, self.tokenizer = build_model(cfg, with_encoders=self.feature_cache is None)
-        self.stream = BatchStream(
-            n_samples=len(self.train_records),
-            batch_size=int(t.batch_size),
-            world_size=acc.num_processes,
-            rank=acc.process_index,
-            seed=int(t.seed),
-            grad_accum=max(1, int(t.grad_accum)),
-            iters_per_epoch=int(t.iters_per_epoch),
-        )
-        self.stream.check()
-        self.total_steps = int(t.epochs) * self.stream.micro_per_epoch // self.stream.grad_accum
+        self._build_stream()
         optimizer = build_optimizer(model, t)
         scheduler = build_scheduler(optimizer, t, self.total_steps)
         self.model, self.optimizer, self.scheduler = acc.prepare(model, optimizer, scheduler)
@@ -117,14 +107,31 @@ class Trainer(Run):
             n_all / 1e6,
         )
 
+    def _build_stream(self) -> None:
+        """The per-rank batch order of the training records (self.stream) and the run's optimizer steps."""
+        acc, t = self.accelerator, self.cfg.train
+        self.stream = BatchStream(
+            n_samples=len(self.train_records),
+            batch_size=int(t.batch_size),
+            world_size=acc.num_processes,
+            rank=acc.process_index,
+            seed=int(t.seed),
+            grad_accum=max(1, int(t.grad_accum)),
+            iters_per_epoch=int(t.iters_per_epoch),
+        )
+        self.stream.check()
+        self.total_steps = int(t.epochs) * self.stream.micro_per_epoch // self.stream.grad_accum
+
     # --- training ------------------------------------------------------------------------------
+    dataset_split = "train"  # AffectDataset split: "train" appends the target; GRPO's "rollout" asks only
+
     def _make_dataset(self, pass_index: int):
         dataset = AffectDataset(
             self.train_records,
             self.cfg.data,
             self.cfg.model,
             self.tokenizer,
-            split="train",
+            split=self.dataset_split,
             seed=int(self.cfg.train.seed),
             skips=self.skips,
             feature_cache=self.feature_cache,
