@@ -56,7 +56,11 @@ MODULE_TESTS: dict[str, list[str]] = {
     ],
     "affectgpt/metrics/wheel.py": ["tests/test_metrics_wheel.py", "tests/test_metrics_wheel_files.py"],
     "affectgpt/model/fusion.py": ["tests/test_fusion.py", "tests/test_model.py"],
-    "affectgpt/train/checkpoints.py": ["tests/test_train_units.py", "tests/test_train_checkpoints.py"],
+    "affectgpt/train/checkpoints.py": [
+        "tests/test_train_units.py",
+        "tests/test_train_checkpoints.py",
+        "tests/test_checkpoint_faults.py",
+    ],
     "affectgpt/data/records.py": [
         "tests/test_records.py",
         "tests/test_labels_lists.py",

@@ -148,9 +148,18 @@ def point(run_dir: Path, pointer: str, target: Path, info: dict[str, Any]) -> No
         logger.debug("no %s symlink: %s", pointer, err)
 
 
+def _remove(path: Path) -> None:
+    """A checkpoint folder, or only the link when it is a symlink (its target may be a copy kept on another disk)."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
 def rotate(run_dir: Path, keep_last: int, protect: set[str]) -> list[Path]:
     """Delete all but the newest `keep_last` epoch checkpoints (0 = keep all), never a protected one
-    (best/last), and every interrupt checkpoint older than the newest epoch checkpoint."""
+    (best/last), and every interrupt checkpoint older than the newest epoch checkpoint. A folder that cannot be
+    deleted is warned about and kept (training goes on); the list returned holds only what was deleted."""
     epochs = [p for p in checkpoint_dirs(run_dir) if p.name.startswith("epoch_")]
     removed = []
     if keep_last > 0:
@@ -163,9 +172,14 @@ def rotate(run_dir: Path, keep_last: int, protect: set[str]) -> list[Path]:
         for path in checkpoint_dirs(run_dir):
             if path.name.startswith("interrupt_") and path.name not in protect and _step_of(path) <= newest_step:
                 removed.append(path)
+    deleted = []
     for path in removed:
-        shutil.rmtree(path, ignore_errors=True)
-    return removed
+        try:
+            _remove(path)
+            deleted.append(path)
+        except OSError as err:
+            logger.warning("could not delete the old checkpoint %s (%s); it is kept", path, describe(err))
+    return deleted
 
 
 def _step_of(path: Path) -> int:
@@ -176,9 +190,10 @@ def _step_of(path: Path) -> int:
 
 
 def clear_run(run_dir: Path) -> None:
-    """Remove a previous run's checkpoints and logs from `run_dir` (train.resume=never on an existing run)."""
+    """Remove a previous run's checkpoints and logs from `run_dir` (train.resume=never on an existing run). An
+    OSError propagates: a checkpoint left behind would be resumed from by a later train.resume=auto."""
     for path in checkpoint_dirs(run_dir) + list(run_dir.glob(f"{TMP_PREFIX}*")):
-        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+        _remove(path)
     for name in ("metrics.jsonl", "train_log.jsonl", "best", "last", "best.json", "last.json"):
         path = run_dir / name
         if path.is_symlink() or path.is_file():
