@@ -12,7 +12,7 @@ from transformers import Qwen2ForCausalLM
 
 from affectgpt.config import Config
 from affectgpt.data import prompts
-from affectgpt.model.affectgpt import OFFICIAL_TOP_K, eos_token_ids, generation_config
+from affectgpt.model.affectgpt import OFFICIAL_TOP_K, eos_token_ids, generation_config, left_pad
 from affectgpt.model.build import build_model, tiny_config
 
 N_NEW = 12
@@ -244,3 +244,13 @@ def test_postprocess_cuts_at_any_eos_then_stop_string_then_answer_mark(folder_mo
     assert model._postprocess(ids("noise Assistant: angry, upset. ###")) == "angry, upset."
     assert model._postprocess([tok.bos_token_id] + ids(" relaxed")) == "relaxed"  # special tokens dropped
     assert model._postprocess([IM_END] + ids("ignored")) == ""
+
+
+def test_left_pad_moves_kept_tokens_right_with_a_zero_one_mask() -> None:
+    """Batched generation's prompt layout, written out by hand: each row's kept tokens in order at the right end,
+    pad_id before them, the attention mask exactly 1 on tokens and 0 on padding (an int mask of the ids' dtype)."""
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
+    keep = torch.tensor([[True, False, True, True], [False, True, False, False]])
+    out, mask = left_pad(ids, keep, pad_id=0)
+    assert out.tolist() == [[5, 7, 8], [0, 0, 10]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]] and mask.dtype == ids.dtype
